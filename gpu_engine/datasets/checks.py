@@ -1,0 +1,1 @@
+def check_world(*a, **k): raise NotImplementedError
