@@ -72,9 +72,9 @@ class LDFactor:
     def correlation(self) -> np.ndarray:
         """The dense genes × genes correlation matrix R (float64)."""
         C = (self.A @ self.A.T).toarray()
+        C = (C + C.T) / 2  # the sparse product's summation order is not symmetric in floats
         C[np.diag_indices_from(C)] += 1.0
-        C *= self.scale[:, None]
-        C *= self.scale[None, :]
+        C *= self.scale[:, None] * self.scale[None, :]  # an exactly symmetric outer product
         C[np.diag_indices_from(C)] = 1.0
         return C
 

@@ -1,0 +1,1 @@
+"""Command-line interface: ``gpu-engine`` (see :mod:`gpu_engine.cli.main`)."""
