@@ -44,7 +44,7 @@ class WorldConfig:
     source_spacing_mb: float = 0.2
     ld_strength: float = 0.5
     expression_noise: float = 1.0
-    trait_effect_range: tuple[float, float] = (2.0, 4.0)
+    trait_effect_range: tuple[float, float] = (1.5, 3.0)
     drug_effect_range: tuple[float, float] = (2.0, 4.0)
     targeted_drug_fraction: float = 0.5
     disease_fraction: float = 0.8

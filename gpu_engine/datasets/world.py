@@ -226,8 +226,10 @@ class _Builder:
                     effects[m, t] = rng.choice([-1.0, 1.0]) * rng.uniform(lo, (lo + hi) / 2)
         self.is_null, self.cluster, self.effects = is_null, cluster, effects
         self.cluster_modules, self.cluster_signs = cmods, csign
-        # gene-level signal profile of a module: its loadings relative to its largest one
-        self.profile = self.Z / self.Z.max(axis=0, keepdims=True)
+        # gene-level signal profile of a module: full effect on genes loading at least the
+        # module's median loading (its top genes), proportionally less below
+        med = np.array([np.median(col[col > 0]) for col in self.Z.T])
+        self.profile = np.minimum(self.Z / med, 1.0)
         # tissue models: which tissues predict each gene, and S-MultiXcan-like n / n_indep
         trng = _rng(self.seed, "tissue_models")
         n_t = cfg.n_tissues

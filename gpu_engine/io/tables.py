@@ -126,7 +126,23 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, metadata: dict | N
 
             pq.write_table(_to_arrow(df, index, metadata), tmp, compression="zstd")
         else:
-            df.to_csv(tmp, sep=sep, index=index, compression=compression)
+            import pyarrow as pa
+            import pyarrow.csv as pacsv
+
+            # tab-separated files are written unquoted, as the reference tools write them
+            opts = pacsv.WriteOptions(delimiter=sep,
+                                      quoting_style="none" if sep == "\t" else "needed")
+            opts = pacsv.WriteOptions(delimiter=sep, include_header=False,
+                                      quoting_style=opts.quoting_style)
+            table = _to_arrow(df, index, None).replace_schema_metadata(None)
+            names = [f'"{c}"' if (sep in c or '"' in c or "\n" in c) else c
+                     for c in table.column_names]
+            header = (sep.join(names) + "\n").encode()
+            stream = (pa.OSFile(str(tmp), "wb") if compression is None
+                      else pa.CompressedOutputStream(str(tmp), compression))
+            with stream:
+                stream.write(header)  # unquoted, as the reference tools write it
+                pacsv.write_csv(table, stream, write_options=opts)
     return path
 
 
