@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda, njit, prange
+from numba import cuda, float64, njit, prange
 
 THREADS_PER_BLOCK = 128  # power of two (tree reduction)
 
@@ -68,7 +68,7 @@ def _standardize_rows_cuda(X, ddof, out, mean, sd):
     for i in range(cuda.blockIdx.x, n_rows, cuda.gridDim.x):
         s = 0.0
         for j in range(tid, n, THREADS_PER_BLOCK):
-            s += X[i, j]
+            s += float64(X[i, j])  # accumulate in float64 (explicit, so the simulator does too)
         buf[tid] = s
         cuda.syncthreads()
         step = THREADS_PER_BLOCK // 2
@@ -81,7 +81,7 @@ def _standardize_rows_cuda(X, ddof, out, mean, sd):
         cuda.syncthreads()
         s2 = 0.0
         for j in range(tid, n, THREADS_PER_BLOCK):
-            d = X[i, j] - m
+            d = float64(X[i, j]) - m
             s2 += d * d
         buf[tid] = s2
         cuda.syncthreads()

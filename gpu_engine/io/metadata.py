@@ -51,7 +51,7 @@ def fingerprint(path: str | os.PathLike) -> dict:
         else:
             h.update(str(size).encode())
             h.update(fh.read(_EDGE))
-            fh.seek(size - _EDGE)
+            fh.seek(max(0, size - _EDGE))
             h.update(fh.read(_EDGE))
             method = "sha256-head-tail"
     return {"path": str(path), "size": size, "sha256": h.hexdigest(), "method": method}

@@ -86,7 +86,8 @@ def read_table(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
             if columns is not None:
                 names = set(pq.read_schema(path).names)
                 check_columns(pd.DataFrame(columns=sorted(names)), need, f"{what} {path}")
-            df = pd.read_parquet(path, columns=list(columns) if columns else None, **read_kwargs)
+            df = pq.ParquetFile(path).read(columns=list(columns) if columns else None,
+                                           **read_kwargs).to_pandas()
         else:
             df = pd.read_csv(path, sep=sep, compression=compression,
                              usecols=(lambda c: c in set(columns)) if columns else None,
@@ -205,17 +206,17 @@ def read_matrix(path: str | os.PathLike, *, label_column: str | None = None,
         frames = list(iter_matrix_parts(path, label_column=label_column, what=what))
         if not frames:
             raise InputError(f"{source}: the folder holds no part-*.parquet files")
-        df = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1, copy=False)
+        df = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
     else:
         df = _frame_to_matrix(read_table(path, what=what), source, label_column)
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise InputError(f"{source}: the matrix is empty ({df.shape[0]} rows × {df.shape[1]} "
                          "columns)")
-    _check_numeric(df, source)
     dup_cols = df.columns[df.columns.duplicated()].unique()
     if len(dup_cols):
         raise InputError(f"{source}: duplicated column label(s) {preview(dup_cols)}; "
                          "column labels must be unique")
+    _check_numeric(df, source)
     if df.index.has_duplicates:
         if duplicates == "error":
             dups = df.index[df.index.duplicated()].unique()
@@ -226,7 +227,7 @@ def read_matrix(path: str | os.PathLike, *, label_column: str | None = None,
         df, report = dedupe_labels(df, source=source)
         log.warning(report.summary())
         df.attrs["report"] = report
-    df = df.astype(dtype, copy=False)
+    df = df.astype(dtype)
     if not allow_nan:
         check_finite(df.to_numpy(), df.index, df.columns, source)
     return df
