@@ -1,0 +1,83 @@
+"""The gpu-engine command: help on every command, info, world, demo, bench."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from gpu_engine.cli.main import cli
+
+from .conftest import HAS_CUPY, HAS_GPU
+
+COMMANDS = ["info", "world", "demo", "bench"]
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+    return invoke
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(run, command):
+    res = run(command, "--help")
+    assert res.exit_code == 0
+    assert "Usage: " in res.output and len(res.output.splitlines()) > 8
+
+
+def test_top_level_help_and_version(run):
+    res = run("--help")
+    assert res.exit_code == 0 and all(c in res.output for c in COMMANDS)
+    assert "--backend" in res.output and "--verbose" in res.output
+    assert run("--version").output.startswith("gpu-engine, version")
+
+
+def test_info_json(run):
+    res = run("info", "--json")
+    assert res.exit_code == 0
+    report = json.loads(res.output)
+    assert report["backends"]["cpu"]["available"] is True
+    assert report["selected_backend"] in ("cpu", "gpu", "rapids")
+    assert "numpy" in report["versions"]
+
+
+@pytest.mark.skipif(HAS_GPU and HAS_CUPY, reason="this machine has a GPU")
+def test_gpu_backend_request_fails_clearly(run, tmp_path):
+    res = CliRunner().invoke(cli, ["--backend", "gpu", "demo", "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0
+    assert "'gpu' was requested but cannot run here" in res.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_world_command(run, tmp_path):
+    out = tmp_path / "w"
+    res = run("world", "--scale", "small", "--seed", "0", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert (out / "world.json").exists() and (out / "gene_corr.parquet").exists()
+    assert "1,000 genes" in res.output and "summary" in res.output
+    res = CliRunner().invoke(cli, ["world", "--out", str(out), "--no-check"])
+    assert res.exit_code != 0 and "already exists" in res.output
+
+
+def test_demo_command(run, tmp_path):
+    out = tmp_path / "demo"
+    res = run("--backend", "cpu", "demo", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(out / "summary.tsv", sep="\t")
+    assert summary["ok"].all() and set(summary["stage"]) >= {"world"}
+    assert "checks passed" in res.output
+    meta = json.loads((out / "summary.json").read_text())
+    assert meta["all_ok"] and meta["backend"] == "cpu"
+
+
+def test_bench_list_and_unknown(run):
+    res = run("bench", "--list")
+    assert res.exit_code == 0 and "standardize" in res.output
+    res = CliRunner().invoke(cli, ["bench", "nonexistent"])
+    assert res.exit_code != 0 and "unknown benchmark" in res.output
