@@ -9,6 +9,8 @@ Each module holds, side by side, for one computation:
 and a ``CUDA_SIGNATURES`` dict mapping every CUDA kernel's name to the signatures it is
 compiled for, which the test suite compiles to PTX. Tests assert the three versions agree.
 Modules are imported on first use; importing :mod:`gpu_engine` does not import them.
+CUDA device functions are declared ``@cuda.jit(device=True, inline="always")``: inlined, they
+compile to PTX on machines without a CUDA driver, where the PTX check runs.
 """
 
 KERNEL_MODULES = ("standardize",)

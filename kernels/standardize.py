@@ -57,6 +57,23 @@ def standardize_rows_cpu(X: np.ndarray, ddof: int = 1):
     return out, mean, sd
 
 
+@cuda.jit(device=True, inline="always")
+def _block_sum(buf, tid, value):
+    """Sum ``value`` over the block's threads (tree reduction in shared ``buf``); every thread
+    gets the total. Ends with a barrier, so ``buf`` may be reused right after."""
+    buf[tid] = value
+    cuda.syncthreads()
+    step = THREADS_PER_BLOCK // 2
+    while step > 0:
+        if tid < step:
+            buf[tid] += buf[tid + step]
+        cuda.syncthreads()
+        step //= 2
+    total = buf[0]
+    cuda.syncthreads()
+    return total
+
+
 @cuda.jit
 def _standardize_rows_cuda(X, ddof, out, mean, sd):
     # one block per row (grid-stride over rows); threads stride over the row's columns and
@@ -69,30 +86,13 @@ def _standardize_rows_cuda(X, ddof, out, mean, sd):
         s = 0.0
         for j in range(tid, n, THREADS_PER_BLOCK):
             s += float64(X[i, j])  # accumulate in float64 (explicit, so the simulator does too)
-        buf[tid] = s
-        cuda.syncthreads()
-        step = THREADS_PER_BLOCK // 2
-        while step > 0:
-            if tid < step:
-                buf[tid] += buf[tid + step]
-            cuda.syncthreads()
-            step //= 2
-        m = buf[0] / n
-        cuda.syncthreads()
+        m = _block_sum(buf, tid, s) / n
         s2 = 0.0
         for j in range(tid, n, THREADS_PER_BLOCK):
             d = float64(X[i, j]) - m
             s2 += d * d
-        buf[tid] = s2
-        cuda.syncthreads()
-        step = THREADS_PER_BLOCK // 2
-        while step > 0:
-            if tid < step:
-                buf[tid] += buf[tid + step]
-            cuda.syncthreads()
-            step //= 2
-        v = math.sqrt(buf[0] / (n - ddof)) if n - ddof > 0 else math.nan
-        cuda.syncthreads()
+        ss = _block_sum(buf, tid, s2)
+        v = math.sqrt(ss / (n - ddof)) if n - ddof > 0 else math.nan
         inv = 1.0 / v if v > 0 else math.nan
         for j in range(tid, n, THREADS_PER_BLOCK):
             out[i, j] = (X[i, j] - m) * inv

@@ -14,7 +14,8 @@ _SCRIPT = textwrap.dedent("""
     from numba.cuda.dispatcher import CUDADispatcher
     mod = importlib.import_module(sys.argv[1])
     sigs = getattr(mod, "CUDA_SIGNATURES", {})
-    kernels = sorted(n for n, v in vars(mod).items() if isinstance(v, CUDADispatcher))
+    kernels = sorted(n for n, v in vars(mod).items() if isinstance(v, CUDADispatcher)
+                     and not v.targetoptions.get("device"))  # device functions compile inline
     out = {"kernels": kernels, "declared": sorted(sigs), "compiled": [], "error": None}
     try:
         for name, signatures in sigs.items():
