@@ -139,7 +139,8 @@ class _Builder:
         n_annot = int(round(cfg.annotated_fraction * cfg.n_modules))
         order = rng.permutation(cfg.n_pathways)
         big = [p for p in order if len(self.pathway_members[p]) >= 20]
-        chosen = (big + [p for p in order if p not in set(big)])[:n_annot]
+        big_set = set(big)
+        chosen = (big + [p for p in order if p not in big_set])[:n_annot]
         Z = np.zeros((cfg.n_genes, cfg.n_modules))
         rows = []
         lo, hi = cfg.module_size_range
