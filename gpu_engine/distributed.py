@@ -1,0 +1,82 @@
+"""Dask clusters and partitioned execution.
+
+Work that is independent (GLS trait chunks, drug-scoring trait blocks, CCC gene-pair
+blocks, ensemble members) runs through :func:`map_tasks`: in this process when no client is
+given, or as Dask tasks on a cluster. Tasks are the same either way, so the results are
+identical. :func:`get_client` makes clients from what a user types on the command line::
+
+    client = get_client("local")           # LocalCluster: one process per core, 1 thread each
+    client = get_client("local-cuda")      # dask_cuda.LocalCUDACluster: one worker per GPU
+    client = get_client("tcp://host:8786") # an existing scheduler
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Iterable, Sequence
+
+log = logging.getLogger(__name__)
+
+
+def get_client(scheduler: str | None, *, n_workers: int | None = None):
+    """A ``dask.distributed.Client`` for ``scheduler`` (see the module doc); None → None."""
+    if not scheduler:
+        return None
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers or os.cpu_count(), threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        return Client(cluster)
+    if scheduler == "local-cuda":
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError as exc:
+            from .errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                'dask-cuda is not installed (pip install "gpu-engine[gpu]")') from exc
+        return Client(LocalCUDACluster(dashboard_address=None))
+    return Client(scheduler)
+
+
+def map_tasks(fn: Callable, tasks: Sequence[tuple], *, shared: dict[str, Any] | None = None,
+              client=None, progress: bool = False, description: str = "tasks") -> list:
+    """``[fn(*task, **shared) for task in tasks]``, in order.
+
+    With a Dask ``client`` each task is a Dask task; ``shared`` values are scattered once
+    (broadcast) instead of being shipped with every task. A failing task raises its error
+    here.
+    """
+    from .progress import track
+
+    shared = dict(shared or {})
+    if client is None:
+        return [fn(*t, **shared) for t in track(tasks, description, total=len(tasks),
+                                                enabled=progress)]
+    from dask.distributed import as_completed
+
+    scattered = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+    futures = [client.submit(fn, *t, **scattered, pure=False) for t in tasks]
+    order = {f.key: i for i, f in enumerate(futures)}
+    results: list = [None] * len(futures)
+    for fut in track(as_completed(futures), description, total=len(futures), enabled=progress):
+        results[order[fut.key]] = fut.result()
+    return results
+
+
+def describe(client) -> dict:
+    """Workers and threads of a client (for run metadata)."""
+    if client is None:
+        return {"scheduler": None}
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    return {"scheduler": info.get("address"), "workers": len(workers),
+            "threads": sum(w.get("nthreads", 0) for w in workers.values())}
+
+
+def chunks(n: int, size: int) -> Iterable[slice]:
+    """Consecutive slices of at most ``size`` covering ``range(n)``."""
+    size = max(1, int(size))
+    return (slice(i, min(i + size, n)) for i in range(0, n, size))
