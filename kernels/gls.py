@@ -40,10 +40,12 @@ import numpy as np
 from numba import cuda, float64, njit, prange
 
 MAX_Q = 16  # largest Gram matrix the kernels solve: intercept, LV, ≤ 13 covariates, y
+_WORK_COLS = MAX_Q + 3  # scratch of one regression: factor, z, β, L⁻¹e
 THREADS = 128
 _EPS = 1e-16
 _TINY = 1e-300
 _MAX_ITER = 20000
+_SINGULAR = 1e-10  # a Cholesky pivot below this fraction of its column's norm² is singular
 
 
 # --------------------------------------------------------------------- Student t tail
@@ -136,7 +138,7 @@ def _solve_gram(G, p, col, n, work):
             for k in range(j):
                 s -= work[i, k] * work[j, k]
             if i == j:
-                if not s > 0.0:
+                if not s > _SINGULAR * G[i, i]:  # collinear column: relative pivot ~ 0
                     return math.nan, math.nan, math.nan, math.nan, math.nan
                 work[i, i] = math.sqrt(s)
             else:
@@ -403,8 +405,10 @@ def gls_stats_reference(G, n, col=1):
     for i in range(N):
         XtX, Xty, yty = G[i, :p, :p], G[i, :p, p], G[i, p, p]
         try:
-            np.linalg.cholesky(XtX)
+            chol = np.linalg.cholesky(XtX)
         except np.linalg.LinAlgError:
+            continue
+        if (np.diag(chol) ** 2 <= _SINGULAR * np.diag(XtX)).any():
             continue
         inv = np.linalg.inv(XtX)
         beta = inv @ Xty
@@ -448,7 +452,7 @@ def _gls_stats_cuda(G, n, col, out):
     N = G.shape[0]
     p = G.shape[1] - 1
     for i in range(cuda.grid(1), N, cuda.gridsize(1)):
-        work = cuda.local.array((MAX_Q, MAX_Q + 3), dtype=float64)
+        work = cuda.local.array((MAX_Q, _WORK_COLS), dtype=float64)
         b, se, t, p2, p1 = _solve_gram_cuda(G[i], p, col, n[i], work)
         out[0, i] = b
         out[1, i] = se

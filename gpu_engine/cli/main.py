@@ -308,6 +308,9 @@ def bench(obj: Obj, names: tuple[str, ...], list_only: bool, size: str, repeats:
     con.print(f"records appended under {results}/")
 
 
+from . import gls_commands  # noqa: E402,F401  (registers gls, gls-null)
+
+
 def main() -> None:
     cli(prog_name="gpu-engine")
 

@@ -1,0 +1,258 @@
+"""``gpu-engine gls`` and ``gpu-engine gls-null``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+
+_COVARS_HELP = ("Gene covariates, comma-separated, or 'all': gene_size (n_indep), "
+                "gene_size_log, gene_density (n_indep / n), gene_density_log (−log density). "
+                "Derived from the S-MultiXcan files' n and n_indep, or read from --covariates.")
+_SCHEDULER_HELP = ("Run trait chunks on a Dask cluster: 'local' (one process per core), "
+                   "'local-cuda' (one worker per GPU, dask-cuda) or a scheduler address "
+                   "(tcp://host:8786). Results are identical to a single-process run.")
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _covars(value: str | None) -> list[str]:
+    from ..gls import COVARIATES
+
+    if value == "all":
+        return list(COVARIATES)
+    return _split(value)
+
+
+def _backend(obj: Obj):
+    from ..backend import get_backend
+
+    try:
+        return get_backend(obj.backend)
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _read_lv_model(path: Path):
+    from ..io import read_matrix
+
+    return read_matrix(path, what="LV model")
+
+
+def _read_gene_corr(path: Path):
+    from ..io import read_matrix
+
+    return read_matrix(path, what="gene correlation matrix")
+
+
+def _read_traits(path: Path, *, with_counts: bool, name_pattern: str | None, progress: bool):
+    """Traits (genes × traits), covariates (or None) and whether they came from S-MultiXcan
+    files: from a folder of S-MultiXcan results, one such file, or a genes × traits matrix."""
+    from ..gls import read_smultixcan
+    from ..gls.inputs import DEFAULT_NAME_PATTERN
+    from ..io import read_matrix, read_table
+
+    pattern = name_pattern or DEFAULT_NAME_PATTERN
+    if path.is_dir() and not any(path.glob("part-*.parquet")):
+        res = read_smultixcan(path, counts=with_counts, name_pattern=pattern,
+                              progress=progress)
+        return res.pvalue, (res.covariates() if with_counts else None), True
+    columns = set(read_table(path, what="traits").columns)
+    if {"gene_name", "pvalue"} <= columns:
+        res = read_smultixcan([path], counts=with_counts, name_pattern=pattern)
+        return res.pvalue, (res.covariates() if with_counts else None), True
+    return read_matrix(path, what="traits", allow_nan=True, duplicates="first"), None, False
+
+
+def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> None:
+    from rich.table import Table
+
+    sig = res[res["fdr"] < 0.05]
+    n_genes = f"{res['n'].min():,}–{res['n'].max():,}" if len(res) else "0"
+    con.print(f"[bold]GLS[/bold]: {len(res):,} LV–trait pairs ({res['lv'].nunique():,} LVs × "
+              f"{res['trait'].nunique():,} traits, {n_genes} genes) in {seconds:.1f} s on "
+              f"{be.name}; {len(sig):,} significant at FDR < 0.05")
+    skipped = res.attrs.get("skipped") or []
+    if skipped:
+        con.print(f"[yellow]{len(skipped)} skipped[/yellow] (see the log): "
+                  + "; ".join(f"{s.get('lv') or ''} {s.get('trait') or ''}: {s['reason']}"
+                              for s in skipped[:3]))
+    top = res.nsmallest(n_top, "pvalue_onesided")
+    t = Table(title=f"top {len(top)} associations (one-sided p)")
+    for c in ("lv", "trait", "n", "beta", "beta_se", "pvalue_onesided", "fdr"):
+        t.add_column(c, justify="left" if c in ("lv", "trait") else "right")
+    for r in top.itertuples():
+        t.add_row(str(r.lv), str(r.trait), f"{r.n:,}", f"{r.beta:.4g}", f"{r.beta_se:.3g}",
+                  f"{r.pvalue_onesided:.3g}", f"{r.fdr:.3g}")
+    con.print(t)
+    con.print(f"results written to {out}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--lv-model", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Genes × LVs loadings Z (Parquet/TSV; first column the gene symbols), e.g. "
+                   "the MultiPLIER model (6,750 × 987).")
+@click.option("--traits", "traits_path", type=click.Path(exists=True, path_type=Path),
+              required=True,
+              help="A folder of S-MultiXcan results (one file per trait: gene, gene_name, "
+                   "pvalue, n, n_indep, …; genes matched by gene_name, duplicates keep the "
+                   "first), one such file, or a genes × traits matrix of p-values.")
+@click.option("--gene-corr", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Genes × genes correlation matrix (Parquet; first column the genes), e.g. "
+                   "the cohort's 'within 5 Mb' matrix.")
+@click.option("--covars", default=None, help=_COVARS_HELP)
+@click.option("--covariates", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Covariates table when --traits is a matrix: long 'trait, gene, n, "
+                   "n_indep' (or the covariate columns), or gene-level without 'trait'.")
+@click.option("--mode", type=click.Choice(["submatrix", "full"]), default="submatrix",
+              show_default=True,
+              help="submatrix: R is the identity except among each LV's top genes (the "
+                   "reference); full: the whole matrix for every LV.")
+@click.option("--predictor", type=click.Choice(["binary", "continuous"]), default="binary",
+              show_default=True, help="binary: 1 for the LV's top genes (the reference); "
+                                      "continuous: the standardized loadings.")
+@click.option("--top-fraction", type=float, default=0.01, show_default=True,
+              help="Fraction of top genes per LV (predictor and sub-matrix block).")
+@click.option("--scale", type=click.Choice(["pvalue", "neglog10p"]), default="pvalue",
+              show_default=True, help="What the trait values are (matrix input).")
+@click.option("--lvs", default=None, help="Only these LVs (comma-separated names).")
+@click.option("--name-pattern", default=None,
+              help="Regex with a (?P<trait>…) group taking trait names from file names "
+                   "(default strips '-gtex_v8…', '-smultixcan…' and the extension).")
+@click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Result table (.parquet with run metadata, or .tsv/.csv[.gz]): lv, trait, "
+                   "n, beta, beta_se, t, pvalue_twosided, pvalue_onesided, fdr.")
+@click.pass_obj
+def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, predictor,
+        top_fraction, scale, lvs, name_pattern, scheduler, out) -> None:
+    """PhenoPLIER's GLS association of every LV with every trait.
+
+    For each LV and trait: y = −log10 p (standardized) regressed on the LV's top-gene
+    indicator (and covariates) with gene–gene correlated errors; reports β, SE, t, two- and
+    one-sided p (H1: β > 0) and BH FDR over all pairs.
+
+    \b
+    Examples:
+      gpu-engine gls --lv-model Z.parquet --traits smultixcan/ \\
+          --gene-corr gene_corrs-within_5mb.parquet --out gls.parquet
+      gpu-engine --backend gpu gls --lv-model Z.parquet --traits smultixcan/ \\
+          --gene-corr R.parquet --covars all --mode full --out gls_full.parquet
+    """
+    from ..distributed import describe, get_client
+    from ..errors import GpuEngineError
+    from ..gls import associate
+    from ..io import read_table, run_metadata, write_table
+
+    con = _console()
+    be = _backend(obj)
+    covar_list = _covars(covars)
+    progress = _progress_enabled()
+    t0 = time.perf_counter()
+    client = None
+    try:
+        Z = _read_lv_model(lv_model)
+        R = _read_gene_corr(gene_corr)
+        traits, derived, smultixcan = _read_traits(traits_path, with_counts=bool(covar_list)
+                                          and covariates is None,
+                                          name_pattern=name_pattern, progress=progress)
+        cov = read_table(covariates, what="covariates") if covariates else derived
+        client = get_client(scheduler)
+        res = associate(Z, traits, R, cov, mode=mode, predictor=predictor,
+                        top_fraction=top_fraction, covars=covar_list,
+                        scale="pvalue" if smultixcan else scale,
+                        lvs=_split(lvs) or None, backend=be, client=client, progress=progress)
+        params = {"mode": mode, "predictor": predictor, "top_fraction": top_fraction,
+                  "covars": covar_list, "scale": scale, "lvs": _split(lvs),
+                  "alignment": res.attrs.get("alignment"), "skipped": res.attrs.get("skipped"),
+                  "cluster": describe(client)}
+        inputs = [lv_model, gene_corr] + ([traits_path] if traits_path.is_file() else [])
+        write_table(res, out, metadata=run_metadata(backend=be, parameters=params,
+                                                    inputs=inputs, command="gls"))
+    except (GpuEngineError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
+    _summary(con, res, seconds=time.perf_counter() - t0, be=be, out=out)
+
+
+@cli.command("gls-null", context_settings=CONTEXT)
+@click.option("--lv-model", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Genes × LVs loadings Z (Parquet/TSV).")
+@click.option("--gene-corr", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Genes × genes correlation matrix the null traits are drawn from.")
+@click.option("--n-null", type=int, default=1000, show_default=True,
+              help="Number of simulated null traits.")
+@click.option("--mode", type=click.Choice(["submatrix", "full"]), default="submatrix",
+              show_default=True, help="GLS mode (as in `gpu-engine gls`).")
+@click.option("--predictor", type=click.Choice(["binary", "continuous"]), default="binary",
+              show_default=True, help="LV predictor (as in `gpu-engine gls`).")
+@click.option("--top-fraction", type=float, default=0.01, show_default=True,
+              help="Fraction of top genes per LV.")
+@click.option("--lvs", default=None, help="Only these LVs (comma-separated names).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to create: calibration.tsv (per LV), null_results.parquet, qq.png.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.pass_obj
+def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fraction, lvs, seed,
+             scheduler, out, overwrite) -> None:
+    """Null calibration: each LV's empirical type-I error on simulated null traits.
+
+    Null gene-level statistics are drawn as z ~ MVN(0, R) from the gene correlation matrix
+    (p = 2Φ(−|z|)), run through the same GLS, and each LV's rate of one-sided p < 0.05 and
+    < 0.01 is compared with α (one-sided binomial test, Bonferroni over LVs and levels);
+    LVs with an excess are flagged as inflated. Also writes a QQ plot.
+
+    \b
+    Example:
+      gpu-engine gls-null --lv-model Z.parquet --gene-corr R.parquet --n-null 1000 \\
+          --out gls_null/
+    """
+    from ..distributed import get_client
+    from ..errors import GpuEngineError
+    from ..gls import null_calibration, qq_plot
+    from ..io import atomic_dir, run_metadata, write_table
+
+    con = _console()
+    be = _backend(obj)
+    t0 = time.perf_counter()
+    client = None
+    try:
+        Z = _read_lv_model(lv_model)
+        R = _read_gene_corr(gene_corr)
+        client = get_client(scheduler)
+        cal = null_calibration(Z, R, n_null=n_null, mode=mode, predictor=predictor,
+                               top_fraction=top_fraction, lvs=_split(lvs) or None, seed=seed,
+                               backend=be, client=client, progress=_progress_enabled())
+        meta = run_metadata(backend=be, inputs=[lv_model, gene_corr], command="gls-null",
+                            parameters={"n_null": n_null, "mode": mode, "seed": seed,
+                                        "predictor": predictor, "top_fraction": top_fraction})
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            write_table(cal.table, tmp / "calibration.tsv")
+            write_table(cal.table, tmp / "calibration.parquet", metadata=meta)
+            write_table(cal.results, tmp / "null_results.parquet", metadata=meta)
+            qq_plot(cal.results, tmp / "qq.png", highlight=cal.inflated[:6] or None)
+    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
+    tab = cal.table
+    con.print(f"[bold]GLS null calibration[/bold]: {n_null:,} null traits × {len(tab):,} LVs "
+              f"in {time.perf_counter() - t0:.1f} s on {be.name}")
+    for a in cal.alphas:
+        col = tab[f"type1_{a:g}"]
+        con.print(f"  type-I error at α = {a:g}: median {col.median():.4f}, "
+                  f"range {col.min():.4f}–{col.max():.4f}")
+    n_inf = int(tab["inflated"].sum())
+    con.print(f"  inflated LVs: {n_inf}" + (f" ({', '.join(cal.inflated[:10])}"
+                                            f"{' …' if n_inf > 10 else ''})" if n_inf else ""))
+    con.print(f"written to {out}/ (calibration.tsv, null_results.parquet, qq.png)")

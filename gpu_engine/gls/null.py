@@ -1,0 +1,157 @@
+"""Null calibration of the GLS test without GWAS.
+
+Under the null, gene-level S-MultiXcan statistics are correlated like the gene–gene
+correlation matrix R. :func:`simulate_null_traits` draws z ~ MVN(0, R) (R factorized by its
+diagonal blocks) and turns each into p = 2Φ(−|z|); :func:`null_calibration` runs the same
+GLS on them and reports, per LV, the empirical type-I error of the one-sided test at each α
+with a one-sided binomial test for excess (Bonferroni over LVs and levels) and the genomic
+inflation factor λ of the two-sided p-values; :func:`qq_plot` draws the QQ plot. The
+reference needed 1,000 simulated GWAS + TWAS runs for this and excluded 127 LVs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import ndtr
+
+from ..errors import InputError
+from .association import associate
+from .model import _cholesky, check_gene_corr, diagonal_blocks
+
+log = logging.getLogger(__name__)
+
+ALPHAS = (0.05, 0.01)
+
+
+def simulate_null_traits(gene_corr: pd.DataFrame, n_null: int, *, genes=None,
+                         seed: int = 0) -> pd.DataFrame:
+    """genes × ``n_null`` p-values of null traits: z ~ MVN(0, R), p = 2Φ(−|z|).
+
+    ``genes`` restricts (and orders) the genes; default all of R's. Traits are named
+    ``null_0001`` …. The same seed gives the same traits.
+    """
+    if n_null < 1:
+        raise InputError(f"n_null must be at least 1, not {n_null}")
+    R = check_gene_corr(gene_corr)
+    if genes is not None:
+        R = R.loc[list(genes), list(genes)]
+    values = R.to_numpy(np.float64)
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((values.shape[0], n_null))
+    z = np.empty_like(e)
+    for a, b in diagonal_blocks(values):
+        L = _cholesky(values[a:b, a:b], "the matrix", R.index[a:b])
+        z[a:b] = L @ e[a:b]
+    p = 2.0 * ndtr(-np.abs(z))
+    return pd.DataFrame(p, index=R.index, columns=[f"null_{i + 1:04d}" for i in range(n_null)])
+
+
+@dataclass
+class NullCalibration:
+    """Per-LV calibration (``table``) and the GLS results on the null traits (``results``)."""
+
+    table: pd.DataFrame
+    results: pd.DataFrame
+    alphas: tuple[float, ...]
+
+    @property
+    def inflated(self) -> list[str]:
+        return self.table.loc[self.table["inflated"], "lv"].tolist()
+
+
+def calibration_table(results: pd.DataFrame, alphas=ALPHAS, *,
+                      level: float = 0.05) -> pd.DataFrame:
+    """Per LV: number of null traits, empirical type-I error of the one-sided p at each α,
+    one-sided binomial p-value for an excess, λ_GC of the two-sided p, and ``inflated``
+    (binomial p < level / (LVs × levels) at any α)."""
+    rows = []
+    n_lv = results["lv"].nunique()
+    for lv, g in results.groupby("lv", sort=False):
+        p1 = g["pvalue_onesided"].to_numpy()
+        row = {"lv": lv, "n_null": int(p1.size)}
+        for a in alphas:
+            k = int((p1 < a).sum())
+            row[f"type1_{a:g}"] = k / p1.size
+            row[f"binom_p_{a:g}"] = float(stats.binom.sf(k - 1, p1.size, a))
+        chi2 = stats.chi2.isf(np.clip(g["pvalue_twosided"].to_numpy(), 1e-300, 1), 1)
+        row["lambda_gc"] = float(np.median(chi2) / stats.chi2.ppf(0.5, 1))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    threshold = level / max(1, n_lv * len(alphas))
+    table["inflated"] = np.zeros(len(table), bool)
+    for a in alphas:
+        table["inflated"] |= table[f"binom_p_{a:g}"] < threshold
+    return table
+
+
+def null_calibration(lv_loadings, gene_corr, *, n_null: int = 1000, covariates=None,
+                     covars=(), mode: str = "submatrix", predictor: str = "binary",
+                     top_fraction: float = 0.01, lvs=None, alphas=ALPHAS, seed: int = 0,
+                     backend="auto", client=None, progress: bool = False) -> NullCalibration:
+    """Simulate ``n_null`` null traits from ``gene_corr`` and report each LV's empirical
+    type-I error (see the module doc). ``covariates`` must be gene-level (one value per gene,
+    shared by the null traits) when ``covars`` is given."""
+    R = check_gene_corr(gene_corr)
+    genes = [g for g in R.index if g in set(lv_loadings.index)]
+    if not genes:
+        raise InputError("no overlap of genes between the LV model and the gene correlation "
+                         "matrix; check that they use the same identifiers")
+    if covariates is not None and "trait" in getattr(covariates, "columns", ()):
+        raise InputError("null calibration needs gene-level covariates (no 'trait' column): "
+                         "the simulated traits have no S-MultiXcan n / n_indep of their own")
+    traits = simulate_null_traits(R, n_null, genes=genes, seed=seed)
+    results = associate(lv_loadings, traits, R, covariates, mode=mode, predictor=predictor,
+                        top_fraction=top_fraction, covars=covars, lvs=lvs, backend=backend,
+                        client=client, progress=progress)
+    table = calibration_table(results, alphas)
+    log.info("null calibration: %d of %d LVs inflated", int(table["inflated"].sum()),
+             len(table))
+    return NullCalibration(table=table, results=results, alphas=tuple(alphas))
+
+
+def qq_plot(results: pd.DataFrame, path, *, highlight=None, max_highlight: int = 6,
+            title: str = "GLS on null traits"):
+    """QQ plot (PNG) of the one-sided p-values: all LVs pooled, plus the ``highlight`` LVs
+    (default: the most inflated), with the 95% band of uniform order statistics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_path
+
+    def qq(p):
+        p = np.sort(p[~np.isnan(p)])
+        n = p.size
+        expected = -np.log10((np.arange(1, n + 1) - 0.5) / n)
+        return expected, -np.log10(np.maximum(p, 1e-300)), n
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    e, o, n = qq(results["pvalue_onesided"].to_numpy())
+    k = np.arange(1, n + 1)
+    lo = -np.log10(stats.beta.ppf(0.975, k, n - k + 1))
+    hi = -np.log10(stats.beta.ppf(0.025, k, n - k + 1))
+    ax.fill_between(e, lo, hi, color="0.85", label="95% band (all pairs)")
+    ax.plot(e, o, ".", ms=2, color="0.35", label=f"all LVs ({n:,} pairs)")
+    if highlight is None:
+        g = results.groupby("lv")["pvalue_onesided"].apply(lambda s: (s < 0.05).mean())
+        highlight = g.sort_values(ascending=False).index[:max_highlight].tolist()
+    for lv in highlight:
+        e2, o2, _ = qq(results.loc[results["lv"] == lv, "pvalue_onesided"].to_numpy())
+        ax.plot(e2, o2, ".", ms=3, label=str(lv))
+    top = max(e.max(), o.max()) * 1.05
+    ax.plot([0, top], [0, top], "k-", lw=0.8)
+    ax.set_xlabel("expected −log10 p")
+    ax.set_ylabel("observed −log10 p (one-sided)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
