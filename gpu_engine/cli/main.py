@@ -209,8 +209,9 @@ def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
     planted truth, and print a summary table.
 
     \b
-    Stages so far: world (generation + planted-structure checks). Each later capability
-    (PLIER, GLS, clustering, drugs, CCC) adds its stage here.
+    Stages so far: world (generation + planted-structure checks) and gls (module–trait
+    association: power, false discoveries, null type-I error). Each later capability
+    (PLIER, clustering, drugs, CCC) adds its stage here.
     Example:
       gpu-engine demo --out gpu_engine_demo
     """
