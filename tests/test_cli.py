@@ -12,7 +12,7 @@ from gpu_engine.cli.main import cli
 
 from .conftest import HAS_CUPY, HAS_GPU
 
-COMMANDS = ["info", "world", "demo", "bench"]
+COMMANDS = ["info", "world", "demo", "bench", "gls", "gls-null"]
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_demo_command(run, tmp_path):
     res = run("--backend", "cpu", "demo", "--out", str(out))
     assert res.exit_code == 0, res.output
     summary = pd.read_csv(out / "summary.tsv", sep="\t")
-    assert summary["ok"].all() and set(summary["stage"]) >= {"world"}
+    assert summary["ok"].all() and set(summary["stage"]) >= {"world", "gls"}
     assert "checks passed" in res.output
     meta = json.loads((out / "summary.json").read_text())
     assert meta["all_ok"] and meta["backend"] == "cpu"

@@ -189,3 +189,21 @@ def test_whooping_cough_zscores_keep_their_scale(fx):
     z = fx["T"][["phenomexcan-whooping_cough"]]
     with pytest.raises(InputError, match="outside \\[0, 1\\].*neglog10p"):
         associate(fx["Z"], z, fx["R"], scale="pvalue", backend="cpu")
+
+
+def test_parity_from_smultixcan_tsv(shared, fx, oracle):
+    """The CLI path (gls_cli semantics): the raw S-MultiXcan TSV — duplicates keep the
+    first, NaN p dropped, −log10 p, covariates derived from n and n_indep."""
+    from gpu_engine.gls import read_smultixcan
+
+    path = shared / "phenoplier_data" / "gls" / "random.pheno0-gtex_v8-mashr-smultixcan.txt.gz"
+    smx = read_smultixcan([path])
+    res = associate(fx["Z"], smx.pvalue, fx["R"], smx.covariates(), covars=COVARS,
+                    lvs=["LV1"], backend="cpu").iloc[0]
+    raw = pd.read_csv(path, sep="\t").drop_duplicates("gene_name").dropna(subset=["pvalue"])
+    raw = raw.set_index("gene_name")
+    cov = pd.DataFrame({"gene_size": raw["n_indep"], "gene_size_log": np.log(raw["n_indep"]),
+                        "gene_density": raw["n_indep"] / raw["n"],
+                        "gene_density_log": -np.log(raw["n_indep"] / raw["n"])})
+    ref = oracle.fit(fx["Z"], fx["R"], -np.log10(raw["pvalue"]), "LV1", "submatrix", cov=cov)
+    _compare(res, ref)

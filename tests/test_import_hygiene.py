@@ -24,6 +24,7 @@ def _modules_after(code: str) -> set[str]:
     "import gpu_engine, gpu_engine.io, gpu_engine.datasets, gpu_engine.backend, gpu_engine.demo",
     "from gpu_engine.backend import get_backend; get_backend('cpu')",
     "import gpu_engine.cli.main",
+    "import gpu_engine.gls, gpu_engine.gls.null, gpu_engine.distributed",
 ])
 def test_no_gpu_library_imported(code):
     loaded = _modules_after(code)
@@ -33,7 +34,7 @@ def test_no_gpu_library_imported(code):
 
 def test_plain_import_does_not_load_numba():
     # numba is heavy and the CLI's --help must answer at once
-    loaded = _modules_after("import gpu_engine, gpu_engine.cli.main")
+    loaded = _modules_after("import gpu_engine, gpu_engine.cli.main, gpu_engine.gls")
     assert "numba" not in loaded
 
 

@@ -1,0 +1,81 @@
+"""`gpu-engine gls` and `gpu-engine gls-null` on a small synthetic world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from gpu_engine.cli.main import cli
+from gpu_engine.gls import associate, read_smultixcan
+from gpu_engine.io import read_metadata
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["--backend", "cpu", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def world(small_world):
+    return small_world
+
+
+def test_gls_from_smultixcan_folder(world, tmp_path):
+    out = tmp_path / "gls.parquet"
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet",
+               "--traits", world.path / "smultixcan", "--gene-corr",
+               world.path / "gene_corr.parquet", "--covars", "all", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "significant at FDR < 0.05" in res.output and "top 10 associations" in res.output
+    table = pd.read_parquet(out)
+    assert list(table.columns) == ["lv", "trait", "n", "beta", "beta_se", "t",
+                                   "pvalue_twosided", "pvalue_onesided", "fdr"]
+    Z = world.truth("Z")
+    assert len(table) == Z.shape[1] * len(world.traits)
+    meta = read_metadata(out)
+    assert meta["backend"] == "cpu" and meta["parameters"]["covars"] == [
+        "gene_density", "gene_density_log", "gene_size", "gene_size_log"]
+    # the same as the Python API
+    smx = read_smultixcan(world.path / "smultixcan")
+    api = associate(Z, smx.pvalue, world.gene_corr(), smx.covariates(), covars=[
+        "gene_size", "gene_size_log", "gene_density", "gene_density_log"], backend="cpu")
+    np.testing.assert_allclose(table["beta"], api["beta"], rtol=1e-12)
+
+
+def test_gls_from_matrix_and_bad_input(world, tmp_path):
+    P = world.trait_pvalues().iloc[:, :5]
+    mat = tmp_path / "traits.parquet"
+    P.reset_index().to_parquet(mat)
+    out = tmp_path / "gls.tsv"
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet", "--traits", mat,
+               "--gene-corr", world.path / "gene_corr.parquet", "--mode", "full",
+               "--lvs", "M0001,M0002", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out, sep="\t")) == 10
+    bad = tmp_path / "bad.parquet"
+    P.assign(**{P.columns[0]: P.iloc[:, 0] * 10}).reset_index().to_parquet(bad)
+    out2 = tmp_path / "never.parquet"
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet", "--traits", bad,
+               "--gene-corr", world.path / "gene_corr.parquet", "--out", out2)
+    assert res.exit_code != 0 and "outside [0, 1]" in res.output
+    assert not out2.exists()
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet", "--traits", mat,
+               "--gene-corr", world.path / "gene_corr.parquet", "--covars", "gene_size",
+               "--out", out2)
+    assert res.exit_code != 0 and "no covariates table" in res.output
+
+
+def test_gls_null_command(world, tmp_path):
+    out = tmp_path / "null"
+    res = _run("gls-null", "--lv-model", world.path / "truth" / "Z.parquet", "--gene-corr",
+               world.path / "gene_corr.parquet", "--n-null", 100, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "type-I error at α = 0.05" in res.output and "inflated LVs" in res.output
+    assert {p.name for p in out.iterdir()} == {"calibration.tsv", "calibration.parquet",
+                                               "null_results.parquet", "qq.png"}
+    table = pd.read_csv(out / "calibration.tsv", sep="\t")
+    assert len(table) == world.truth("Z").shape[1] and (table["n_null"] == 100).all()
+    res = _run("gls-null", "--lv-model", world.path / "truth" / "Z.parquet", "--gene-corr",
+               world.path / "gene_corr.parquet", "--n-null", 10, "--out", out)
+    assert res.exit_code != 0 and "already exists" in res.output
