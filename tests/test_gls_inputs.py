@@ -57,7 +57,8 @@ def test_validation_slices(gls_dir, tmp_path):
     assert res.report["duplicated"].iloc[0] > 0
     assert res.pvalue.index.is_unique
     full = read_smultixcan([gls_dir / "random.pheno0-smultixcan-full.txt"])
-    assert full.pvalue.shape == (54, 1)
+    assert full.report["rows"].iloc[0] == 54 and full.report["nan_pvalue"].iloc[0] == 3
+    assert full.pvalue.shape == (51, 1)  # 54 unique genes, 3 with a NaN p-value
 
 
 def test_trait_names_from_folder(gls_dir, tmp_path):
