@@ -296,3 +296,14 @@ def test_dask_cluster_gives_identical_results(prob, monkeypatch):
                       dashboard_address=None) as cluster, Client(cluster) as client:
         dist = associate(Z, P, R, cov, covars=["gene_size"], backend="cpu", client=client)
     pd.testing.assert_frame_equal(local, dist, check_exact=False, rtol=1e-13)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["submatrix", "full"])
+def test_gpu_backend_equals_cpu(prob, mode):
+    Z, P, R, cov = prob
+    kw = dict(mode=mode, covars=("gene_size", "gene_density_log"))
+    cpu = associate(Z, P, R, cov, backend="cpu", **kw)
+    gpu = associate(Z, P, R, cov, backend="gpu", **kw)
+    np.testing.assert_allclose(gpu[STATS + ["pvalue_onesided"]],
+                               cpu[STATS + ["pvalue_onesided"]], rtol=1e-10)

@@ -123,7 +123,7 @@ def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
         trait_gram = _trait_gram(xp, W1, WM3)
         cross = (WS.T @ WM).reshape(L, T, m)
         s1 = W1 @ WS
-        lv_gram = xp.stack([xp.stack([xp.full(L, W1 @ W1), s1]),
+        lv_gram = xp.stack([xp.stack([xp.full(L, float(W1 @ W1)), s1]),
                             xp.stack([s1, (WS * WS).sum(axis=0)])]).transpose(2, 0, 1)
         zero_u = xp.zeros((L, 1, 2))
         zero_y = xp.zeros((L, 1, T * m))
