@@ -26,21 +26,9 @@ SAMPLE_LVS, SAMPLE_TRAITS = 4, 5
 
 
 def make_data(n_genes: int, n_lvs: int, n_traits: int, seed: int = 0):
-    from scipy.special import ndtr
+    from gpu_engine.datasets.gls_inputs import gls_inputs
 
-    from gpu_engine.datasets.genome import ld_factor, make_genes
-
-    rng = np.random.default_rng(seed)
-    genes = make_genes(n_genes, rng, spacing_mb=0.45)
-    ld = ld_factor(genes, rng, window_mb=5.0, decay_mb=1.0, source_spacing_mb=0.2,
-                   strength=0.5)
-    names = genes["gene"].to_numpy()
-    R = pd.DataFrame(ld.correlation(), index=names, columns=names)
-    Z = pd.DataFrame(np.where(rng.uniform(size=(n_genes, n_lvs)) < 0.2,
-                              rng.exponential(size=(n_genes, n_lvs)), 0.0),
-                     index=names, columns=[f"LV{i + 1}" for i in range(n_lvs)])
-    P = pd.DataFrame(2 * ndtr(-np.abs(ld.sample(n_traits, rng))), index=names,
-                     columns=[f"trait{i + 1}" for i in range(n_traits)])
+    Z, P, R, _ = gls_inputs(n_genes, n_lvs, n_traits, seed=seed)
     return Z, P, R
 
 

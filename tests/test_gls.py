@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import ndtr
 
 from gpu_engine.errors import InputError
 from gpu_engine.gls import associate
@@ -18,24 +17,14 @@ sm = pytest.importorskip("statsmodels.api")
 
 
 def make_problem(n=240, L=5, T=4, seed=0):
-    from gpu_engine.datasets.genome import ld_factor, make_genes
+    """Small inputs (``trait0`` carries a real LV1 signal), traits named trait0 …"""
+    from gpu_engine.datasets.gls_inputs import gls_inputs
 
-    rng = np.random.default_rng(seed)
-    genes = make_genes(n, rng, spacing_mb=0.4)
-    ld = ld_factor(genes, rng, window_mb=2.0, decay_mb=0.5, source_spacing_mb=0.3,
-                   strength=1.0)
-    names = genes["gene"].to_numpy()
-    R = pd.DataFrame(ld.correlation(), index=names, columns=names)
-    Z = pd.DataFrame(np.where(rng.uniform(size=(n, L)) < 0.3, rng.exponential(size=(n, L)), 0),
-                     index=names, columns=[f"LV{i + 1}" for i in range(L)])
-    z = ld.sample(T, rng)
-    z[:, 0] += 2.0 * (Z["LV1"].to_numpy() > np.quantile(Z["LV1"], 0.9))  # a real signal
-    P = pd.DataFrame(2 * ndtr(-np.abs(z)), index=names,
-                     columns=[f"trait{i}" for i in range(T)])
-    cov = pd.DataFrame({"trait": np.repeat(P.columns, n), "gene": np.tile(names, T),
-                        "n": rng.integers(5, 40, n * T).astype(float)})
-    cov["n_indep"] = np.maximum(1.0, np.floor(cov["n"] * rng.uniform(0.1, 0.9, n * T)))
-    return Z, P, R, cov
+    Z, P, R, cov = gls_inputs(n, L, T, seed=seed, spacing_mb=0.4, window_mb=2.0,
+                              decay_mb=0.5, source_spacing_mb=0.3, strength=1.0, density=0.3,
+                              signal=2.0, covariates=True)
+    rename = {f"trait{i + 1}": f"trait{i}" for i in range(T)}
+    return Z, P.rename(columns=rename), R, cov.assign(trait=cov["trait"].map(rename))
 
 
 def oracle(Z, P, R, lv, trait, *, mode="submatrix", covars=(), cov=None, top=0.01,
