@@ -41,19 +41,23 @@ def get_client(scheduler: str | None, *, n_workers: int | None = None):
     return Client(scheduler)
 
 
-def map_tasks(fn: Callable, tasks: Sequence[tuple], *, shared: dict[str, Any] | None = None,
-              client=None, progress: bool = False, description: str = "tasks") -> list:
+def map_tasks(fn: Callable, tasks: Iterable[tuple], *, total: int | None = None,
+              shared: dict[str, Any] | None = None, client=None, progress: bool = False,
+              description: str = "tasks") -> list:
     """``[fn(*task, **shared) for task in tasks]``, in order.
 
-    With a Dask ``client`` each task is a Dask task; ``shared`` values are scattered once
-    (broadcast) instead of being shipped with every task. A failing task raises its error
-    here.
+    ``tasks`` may be a generator (``total`` then sizes the progress bar): locally each task's
+    inputs are built just before it runs. With a Dask ``client`` each task is a Dask task;
+    ``shared`` values are scattered once (broadcast) instead of being shipped with every
+    task. A failing task raises its error here.
     """
     from .progress import track
 
     shared = dict(shared or {})
+    if total is None and hasattr(tasks, "__len__"):
+        total = len(tasks)
     if client is None:
-        return [fn(*t, **shared) for t in track(tasks, description, total=len(tasks),
+        return [fn(*t, **shared) for t in track(tasks, description, total=total,
                                                 enabled=progress)]
     from dask.distributed import as_completed
 

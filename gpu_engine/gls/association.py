@@ -111,7 +111,7 @@ def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | Non
     n_genes = np.zeros(T, dtype=np.int64)
     skipped = list(problem.skipped)
     m = len(problem.covars) + 1
-    tasks, where = [], []
+    where = []
     for mask, tidx in problem.groups:
         plan = plan_group(problem, mask)
         for s in plan.skipped:
@@ -119,20 +119,27 @@ def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | Non
                             else "all"})
         n_genes[tidx] = plan.n
         size = _traits_per_task(be, plan, tidx.size, m)
-        for sl in chunks(tidx.size, size):
-            cols = tidx[sl]
-            Y = np.ascontiguousarray(problem.Y[np.ix_(plan.genes, cols)])
-            C = (None if problem.C is None else
-                 np.ascontiguousarray(problem.C[plan.genes][:, cols]))
-            names = [problem.trait_names[c] for c in cols]
-            tasks.append((plan, Y, C, names, problem.covars))
-            where.append((plan.lvs, cols))
+        where.extend((plan, tidx[sl]) for sl in chunks(tidx.size, size))
+
+    def task_inputs(plan, cols):
+        # materialized one chunk at a time, so that a local run never holds a second copy
+        # of all traits and covariates
+        Y = np.ascontiguousarray(problem.Y[np.ix_(plan.genes, cols)])
+        C = (None if problem.C is None else
+             np.ascontiguousarray(problem.C[np.ix_(plan.genes, cols)]))
+        return plan, Y, C, [problem.trait_names[c] for c in cols], problem.covars
+
+    tasks = (task_inputs(plan, cols) for plan, cols in where)
+    if client is not None and ops is None:  # ship each group plan to the workers once
+        refs = {id(p): client.scatter(p, broadcast=True) for p, _ in where}
+        tasks = ((refs[id(t[0])], *t[1:]) for t in tasks)
     if ops is not None:  # explicit kernels (tests): run here
         results = [run_chunk(p, Y, C, ops, trait_names=nm, covar_names=cv)
                    for p, Y, C, nm, cv in tasks]
     else:
-        results = map_tasks(_task, tasks, shared={"backend": be.name}, client=client,
-                            progress=progress, description="GLS")
+        results = map_tasks(_task, tasks, total=len(where), shared={"backend": be.name},
+                            client=client, progress=progress, description="GLS")
+    where = [(plan.lvs, cols) for plan, cols in where]
     for (lvs, cols), res in zip(where, results):
         stats[:, lvs[:, None], cols[None, :]] = res
     fitted = np.zeros((L, T), bool)
