@@ -25,9 +25,12 @@ def test_gls_from_smultixcan_folder(world, tmp_path):
     out = tmp_path / "gls.parquet"
     res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet",
                "--traits", world.path / "smultixcan", "--gene-corr",
-               world.path / "gene_corr.parquet", "--covars", "all", "--out", out)
+               world.path / "gene_corr.parquet", "--covars", "all", "--out", out,
+               "--qq", tmp_path / "qq.png")
     assert res.exit_code == 0, res.output
     assert "significant at FDR < 0.05" in res.output and "top 10 associations" in res.output
+    assert f"read {len(world.traits)} S-MultiXcan files" in res.output
+    assert (tmp_path / "qq.png").read_bytes()[:4] == b"\x89PNG"
     table = pd.read_parquet(out)
     assert list(table.columns) == ["lv", "trait", "n", "beta", "beta_se", "t",
                                    "pvalue_twosided", "pvalue_onesided", "fdr"]

@@ -51,8 +51,9 @@ def _read_gene_corr(path: Path):
 
 
 def _read_traits(path: Path, *, with_counts: bool, name_pattern: str | None, progress: bool):
-    """Traits (genes × traits), covariates (or None) and whether they came from S-MultiXcan
-    files: from a folder of S-MultiXcan results, one such file, or a genes × traits matrix."""
+    """Traits (genes × traits), covariates (or None) and the S-MultiXcan reading report (None
+    for a matrix): from a folder of S-MultiXcan results, one such file, or a genes × traits
+    matrix."""
     from ..gls import read_smultixcan
     from ..gls.inputs import DEFAULT_NAME_PATTERN
     from ..io import read_matrix, read_table
@@ -61,12 +62,12 @@ def _read_traits(path: Path, *, with_counts: bool, name_pattern: str | None, pro
     if path.is_dir() and not any(path.glob("part-*.parquet")):
         res = read_smultixcan(path, counts=with_counts, name_pattern=pattern,
                               progress=progress)
-        return res.pvalue, (res.covariates() if with_counts else None), True
+        return res.pvalue, (res.covariates() if with_counts else None), res.report
     columns = set(read_table(path, what="traits").columns)
     if {"gene_name", "pvalue"} <= columns:
         res = read_smultixcan([path], counts=with_counts, name_pattern=pattern)
-        return res.pvalue, (res.covariates() if with_counts else None), True
-    return read_matrix(path, what="traits", allow_nan=True, duplicates="first"), None, False
+        return res.pvalue, (res.covariates() if with_counts else None), res.report
+    return read_matrix(path, what="traits", allow_nan=True, duplicates="first"), None, None
 
 
 def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> None:
@@ -128,9 +129,11 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Result table (.parquet with run metadata, or .tsv/.csv[.gz]): lv, trait, "
                    "n, beta, beta_se, t, pvalue_twosided, pvalue_onesided, fdr.")
+@click.option("--qq", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a QQ plot (PNG) of all one-sided p-values here.")
 @click.pass_obj
 def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, predictor,
-        top_fraction, scale, lvs, name_pattern, scheduler, out) -> None:
+        top_fraction, scale, lvs, name_pattern, scheduler, out, qq) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For each LV and trait: y = −log10 p (standardized) regressed on the LV's top-gene
@@ -158,14 +161,14 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
     try:
         Z = _read_lv_model(lv_model)
         R = _read_gene_corr(gene_corr)
-        traits, derived, smultixcan = _read_traits(traits_path, with_counts=bool(covar_list)
+        traits, derived, report = _read_traits(traits_path, with_counts=bool(covar_list)
                                           and covariates is None,
                                           name_pattern=name_pattern, progress=progress)
         cov = read_table(covariates, what="covariates") if covariates else derived
         client = get_client(scheduler)
         res = associate(Z, traits, R, cov, mode=mode, predictor=predictor,
                         top_fraction=top_fraction, covars=covar_list,
-                        scale="pvalue" if smultixcan else scale,
+                        scale="pvalue" if report is not None else scale,
                         lvs=_split(lvs) or None, backend=be, client=client, progress=progress)
         params = {"mode": mode, "predictor": predictor, "top_fraction": top_fraction,
                   "covars": covar_list, "scale": scale, "lvs": _split(lvs),
@@ -174,12 +177,23 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
         inputs = [lv_model, gene_corr] + ([traits_path] if traits_path.is_file() else [])
         write_table(res, out, metadata=run_metadata(backend=be, parameters=params,
                                                     inputs=inputs, command="gls"))
+        if qq:
+            from ..gls import qq_plot
+
+            qq_plot(res, qq, highlight=[], title="GLS one-sided p-values, all pairs")
     except (GpuEngineError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         if client is not None:
             client.close()
+    if report is not None:
+        con.print(f"read {len(report):,} S-MultiXcan files: {int(report['duplicated'].sum()):,} "
+                  "duplicated gene names (first kept), "
+                  f"{int(report['nan_pvalue'].sum()):,} NaN p-values (dropped), "
+                  f"{int(report['zero_pvalue'].sum()):,} zero p-values (→ smallest / 10)")
     _summary(con, res, seconds=time.perf_counter() - t0, be=be, out=out)
+    if qq:
+        con.print(f"QQ plot written to {qq}")
 
 
 @cli.command("gls-null", context_settings=CONTEXT)
