@@ -139,7 +139,8 @@ def qq_plot(results: pd.DataFrame, path, *, highlight=None, max_highlight: int =
     ax.fill_between(e, lo, hi, color="0.85", label="95% band (all pairs)")
     ax.plot(e, o, ".", ms=2, color="0.35", label=f"all LVs ({n:,} pairs)")
     if highlight is None:
-        g = results.groupby("lv", observed=True)["pvalue_onesided"].apply(lambda s: (s < 0.05).mean())
+        g = results.groupby("lv", observed=True)["pvalue_onesided"].apply(
+            lambda s: (s < 0.05).mean())
         highlight = g.sort_values(ascending=False).index[:max_highlight].tolist()
     for lv in highlight:
         e2, o2, _ = qq(results.loc[results["lv"] == lv, "pvalue_onesided"].to_numpy())
