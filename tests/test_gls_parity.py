@@ -26,7 +26,8 @@ RTOL_COEF = 1e-9
 RTOL_P = 1e-7
 LVS = ["LV1", "LV2", "LV3", "LV4", "LV5"]
 COVARS = ["gene_density", "gene_density_log", "gene_size", "gene_size_log"]
-R5 = "gene_corrs/phenomexcan_rapid_gwas-gtex_v8-mashr/gene_corrs-symbols-within_distance_5mb.parquet"
+R5 = ("gene_corrs/phenomexcan_rapid_gwas-gtex_v8-mashr/"
+      "gene_corrs-symbols-within_distance_5mb.parquet")
 
 
 @pytest.fixture(scope="module")

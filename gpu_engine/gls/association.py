@@ -86,7 +86,8 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     -------
     DataFrame with columns ``lv, trait, n, beta, beta_se, t, pvalue_twosided,
     pvalue_onesided, fdr`` (one row per LV × trait, LVs in model order, traits in input
-    order; ``lv`` and ``trait`` are categoricals, cheap at millions of rows). ``fdr`` is Benjamini–Hochberg over all one-sided p-values of the call. ``attrs``
+    order; ``lv`` and ``trait`` are categoricals, cheap at millions of rows). ``fdr`` is
+    Benjamini–Hochberg over all one-sided p-values of the call. ``attrs``
     holds ``alignment`` (genes kept and dropped), ``skipped`` (LVs or traits not tested and
     why) and ``seconds``.
     """
