@@ -27,7 +27,7 @@ def get_client(scheduler: str | None, *, n_workers: int | None = None):
 
     if scheduler == "local":
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count(), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=":0")
         return Client(cluster)
     if scheduler == "local-cuda":
         try:
@@ -37,7 +37,7 @@ def get_client(scheduler: str | None, *, n_workers: int | None = None):
 
             raise BackendUnavailableError(
                 'dask-cuda is not installed (pip install "gpu-engine[gpu]")') from exc
-        return Client(LocalCUDACluster(dashboard_address=None))
+        return Client(LocalCUDACluster(dashboard_address=":0"))
     return Client(scheduler)
 
 

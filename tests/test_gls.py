@@ -282,7 +282,7 @@ def test_dask_cluster_gives_identical_results(prob, monkeypatch):
     monkeypatch.setattr(assoc, "_MAX_TRAITS_PER_TASK", 1)  # several tasks
     local = associate(Z, P, R, cov, covars=["gene_size"], backend="cpu")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         dist = associate(Z, P, R, cov, covars=["gene_size"], backend="cpu", client=client)
     pd.testing.assert_frame_equal(local, dist, check_exact=False, rtol=1e-13)
 
