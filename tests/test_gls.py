@@ -296,3 +296,19 @@ def test_gpu_backend_equals_cpu(prob, mode):
     gpu = associate(Z, P, R, cov, backend="gpu", **kw)
     np.testing.assert_allclose(gpu[STATS + ["pvalue_onesided"]],
                                cpu[STATS + ["pvalue_onesided"]], rtol=1e-10)
+
+
+def test_device_cache_is_per_plan():
+    """Device copies are keyed by a plan token, never by id() (which Python reuses)."""
+    from gpu_engine.gls.model import GroupPlan
+
+    class FakeXp:  # stands in for cupy: any module that is not numpy
+        asarray = staticmethod(lambda a: np.array(a, copy=True))
+
+    ops = Ops(FakeXp, None, None, None, None, {})
+    plans = [GroupPlan(genes=np.arange(3), lvs=np.arange(1), S=np.full((3, 1), float(i)),
+                       mode="submatrix", n_covars=0) for i in range(3)]
+    assert len({p.token for p in plans}) == 3
+    for i, p in enumerate(plans):
+        assert ops.device(p, "S", p.S)[0, 0] == i
+    assert len(ops.cache) == 2 and plans[0].token not in ops.cache

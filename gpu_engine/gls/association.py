@@ -132,8 +132,8 @@ def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | Non
 
     tasks = (task_inputs(plan, cols) for plan, cols in where)
     if client is not None and ops is None:  # ship each group plan to the workers once
-        refs = {id(p): client.scatter(p, broadcast=True) for p, _ in where}
-        tasks = ((refs[id(t[0])], *t[1:]) for t in tasks)
+        refs = {p.token: client.scatter(p, broadcast=True) for p, _ in where}
+        tasks = ((refs[t[0].token], *t[1:]) for t in tasks)
     if ops is not None:  # explicit kernels (tests): run here
         results = [run_chunk(p, Y, C, ops, trait_names=nm, covar_names=cv)
                    for p, Y, C, nm, cv in tasks]

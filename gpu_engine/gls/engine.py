@@ -63,15 +63,18 @@ class Ops:
                    lambda a: np.asarray(a), {})
 
     def device(self, plan: GroupPlan, key: str, host: np.ndarray):
-        """``host`` on the device, transferred once per plan."""
+        """``host`` on the device, transferred once per plan (the arrays of the two most
+        recent plans are kept)."""
         if self.xp is np:
             return host
-        k = (id(plan), key)
-        if k not in self.cache:
-            if len(self.cache) > 64:
-                self.cache.clear()
-            self.cache[k] = self.xp.asarray(host)
-        return self.cache[k]
+        arrays = self.cache.get(plan.token)
+        if arrays is None:
+            while len(self.cache) >= 2:
+                self.cache.pop(next(iter(self.cache)))
+            arrays = self.cache[plan.token] = {}
+        if key not in arrays:
+            arrays[key] = self.xp.asarray(host)
+        return arrays[key]
 
 
 def _standardize(xp, A, labels, what):

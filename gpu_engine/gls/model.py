@@ -11,6 +11,7 @@ Cholesky factor of the whole correlation matrix by diagonal blocks (full mode).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -231,6 +232,7 @@ class GroupPlan:
     W1: np.ndarray | None = None   # full mode: L⁻¹1 (n_g,)
     WS: np.ndarray | None = None   # full mode: L⁻¹S (n_g, L')
     skipped: list[dict] = field(default_factory=list)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # identifies device copies
 
     @property
     def n(self) -> int:
