@@ -146,6 +146,7 @@ def test_missing_genes_of_one_trait(prob):
     np.testing.assert_allclose(res.loc[ref.index, STATS].to_numpy(float),
                                ref[STATS].to_numpy(float), rtol=1e-12)
     assert (res.xs("trait1", level="trait")["n"] == len(P) - len(drop)).all()
+    assert res.attrs["missing_genes"] == {"trait1": len(drop)}
     assert (res.xs("trait0", level="trait")["n"] == len(P)).all()
     r, n = oracle(Z, P2, R, "LV3", "trait1")
     np.testing.assert_allclose(res.loc[("LV3", "trait1"), STATS].to_numpy(float), r, rtol=1e-9)

@@ -78,6 +78,10 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
     con.print(f"[bold]GLS[/bold]: {len(res):,} LV–trait pairs ({res['lv'].nunique():,} LVs × "
               f"{res['trait'].nunique():,} traits, {n_genes} genes) in {seconds:.1f} s on "
               f"{be.name}; {len(sig):,} significant at FDR < 0.05")
+    missing = res.attrs.get("missing_genes") or {}
+    if missing:
+        con.print(f"{len(missing):,} trait(s) lack some genes (NaN; up to "
+                  f"{max(missing.values()):,}) and were fitted on their own gene sets")
     skipped = res.attrs.get("skipped") or []
     if skipped:
         con.print(f"[yellow]{len(skipped)} skipped[/yellow] (see the log): "
@@ -173,6 +177,7 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
         params = {"mode": mode, "predictor": predictor, "top_fraction": top_fraction,
                   "covars": covar_list, "scale": scale, "lvs": _split(lvs),
                   "alignment": res.attrs.get("alignment"), "skipped": res.attrs.get("skipped"),
+                  "missing_genes": res.attrs.get("missing_genes"),
                   "cluster": describe(client)}
         inputs = [lv_model, gene_corr] + ([traits_path] if traits_path.is_file() else [])
         write_table(res, out, metadata=run_metadata(backend=be, parameters=params,

@@ -89,7 +89,8 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     order; ``lv`` and ``trait`` are categoricals, cheap at millions of rows). ``fdr`` is
     Benjamini–Hochberg over all one-sided p-values of the call. ``attrs``
     holds ``alignment`` (genes kept and dropped), ``skipped`` (LVs or traits not tested and
-    why) and ``seconds``.
+    why), ``missing_genes`` (trait → number of aligned genes with a NaN value, fitted
+    without them) and ``seconds``.
     """
     t0 = time.perf_counter()
     be = get_backend(backend)
@@ -100,6 +101,7 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     table = result_table(problem, stats, n_genes)
     table.attrs["alignment"] = problem.alignment.to_dict()
     table.attrs["skipped"] = skipped
+    table.attrs["missing_genes"] = problem.missing
     table.attrs["seconds"] = time.perf_counter() - t0
     return table
 

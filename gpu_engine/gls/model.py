@@ -58,6 +58,7 @@ class Problem:
     groups: list[tuple[np.ndarray, np.ndarray]]
     alignment: AlignmentReport
     skipped: list[dict] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)  # trait -> genes missing (NaN)
 
     @property
     def n_params(self) -> int:
@@ -193,12 +194,16 @@ def prepare(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "sub
     if skipped:
         log.warning("skipped %d trait(s) with too few genes: %s", len(skipped),
                     preview([s["trait"] for s in skipped]))
-    if len(groups) > 1:
-        log.info("%d groups of traits with different gene sets", len(groups))
+    n_missing = missing.sum(axis=0)
+    missing_by_trait = {trait_names[t]: int(n_missing[t]) for t in np.flatnonzero(n_missing)}
+    if missing_by_trait:
+        log.info("%d trait(s) lack values (NaN) for some of the %d aligned genes and are fitted "
+                 "on their own gene sets (%d groups)", len(missing_by_trait), len(genes),
+                 len(groups))
     return Problem(genes=genes, R=Rv, Z=Zal, top_all=top_all,
                    lv_names=[str(c) for c in Z.columns], trait_names=trait_names, Y=Y, C=C,
                    covars=covars, mode=mode, predictor=predictor, top_fraction=top_fraction,
-                   groups=groups, alignment=report, skipped=skipped)
+                   groups=groups, alignment=report, skipped=skipped, missing=missing_by_trait)
 
 
 # ----------------------------------------------------------------------------- group plans
