@@ -82,3 +82,19 @@ def test_gls_null_command(world, tmp_path):
     res = _run("gls-null", "--lv-model", world.path / "truth" / "Z.parquet", "--gene-corr",
                world.path / "gene_corr.parquet", "--n-null", 10, "--out", out)
     assert res.exit_code != 0 and "already exists" in res.output
+
+
+def test_gls_null_chi2_model(world, tmp_path):
+    out = tmp_path / "null_chi2"
+    res = _run("gls-null", "--lv-model", world.path / "truth" / "Z.parquet", "--gene-corr",
+               world.path / "gene_corr.parquet", "--n-null", 50, "--null-model", "chi2",
+               "--n-indep", world.smultixcan_path(world.traits[0]), "--out", out)
+    assert res.exit_code == 0, res.output
+    from gpu_engine.io import read_metadata
+
+    assert read_metadata(out / "calibration.parquet")["parameters"]["null_model"] == "chi2"
+    res = _run("gls-null", "--lv-model", world.path / "truth" / "Z.parquet", "--gene-corr",
+               world.path / "gene_corr.parquet", "--n-null", 50, "--null-model", "chi2",
+               "--out", tmp_path / "never")
+    assert res.exit_code != 0 and "n_indep" in res.output
+    assert not (tmp_path / "never").exists()

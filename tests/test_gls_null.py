@@ -70,3 +70,26 @@ def test_null_calibration_end_to_end(prob, tmp_path):
         cal.table.columns)
     png = qq_plot(cal.results, tmp_path / "qq.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chi2_null_model(prob):
+    _, _, R, _ = prob
+    rng = np.random.default_rng(3)
+    k = pd.Series(rng.integers(1, 6, len(R)), index=R.index)
+    k.iloc[:50] = 1
+    P = simulate_null_traits(R, 3000, seed=4, model="chi2", n_indep=k)
+    normal = simulate_null_traits(R, 3000, seed=4)
+    # n_indep = 1: exactly the normal model (same first draw)
+    np.testing.assert_allclose(P.iloc[:50], normal.iloc[:50], rtol=1e-10)
+    # every gene's p is uniform under the null, whatever its degrees of freedom
+    multi = P.to_numpy()[(k > 2).to_numpy()]
+    assert abs((multi < 0.05).mean() - 0.05) < 0.005 and abs(multi.mean() - 0.5) < 0.01
+    table = pd.DataFrame({"gene_name": k.index, "n_indep": k.to_numpy(), "pvalue": 0.5})
+    pd.testing.assert_frame_equal(simulate_null_traits(R, 10, model="chi2", n_indep=table),
+                                  simulate_null_traits(R, 10, model="chi2", n_indep=k))
+    from gpu_engine.errors import InputError
+
+    with pytest.raises(InputError, match="needs each gene's n_indep"):
+        simulate_null_traits(R, 10, model="chi2")
+    with pytest.raises(InputError, match="no value for 1 gene"):
+        simulate_null_traits(R, 10, model="chi2", n_indep=k.iloc[1:])

@@ -216,17 +216,26 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
               help="Fraction of top genes per LV.")
 @click.option("--lvs", default=None, help="Only these LVs (comma-separated names).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--null-model", type=click.Choice(["normal", "chi2"]), default="normal",
+              show_default=True,
+              help="normal: z ~ MVN(0, R), p = 2Φ(−|z|); chi2: S-MultiXcan-like statistics, the "
+                   "sum of n_indep squared MVN(0, R) draws per gene (needs --n-indep).")
+@click.option("--n-indep", "n_indep_path", type=click.Path(exists=True, path_type=Path),
+              default=None,
+              help="Table with each gene's n_indep (columns gene or gene_name, n_indep), e.g. "
+                   "one S-MultiXcan result of the cohort; for --null-model chi2.")
 @click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to create: calibration.tsv (per LV), null_results.parquet, qq.png.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.pass_obj
 def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fraction, lvs, seed,
-             scheduler, out, overwrite) -> None:
+             null_model, n_indep_path, scheduler, out, overwrite) -> None:
     """Null calibration: each LV's empirical type-I error on simulated null traits.
 
     Null gene-level statistics are drawn as z ~ MVN(0, R) from the gene correlation matrix
-    (p = 2Φ(−|z|)), run through the same GLS, and each LV's rate of one-sided p < 0.05 and
+    (p = 2Φ(−|z|); or, with --null-model chi2, S-MultiXcan-like χ² statistics with each
+    gene's n_indep degrees of freedom), run through the same GLS, and each LV's rate of one-sided p < 0.05 and
     < 0.01 is compared with α (one-sided binomial test, Bonferroni over LVs and levels);
     LVs with an excess are flagged as inflated. Also writes a QQ plot.
 
@@ -238,7 +247,7 @@ def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fractio
     from ..distributed import get_client
     from ..errors import GpuEngineError
     from ..gls import null_calibration, qq_plot
-    from ..io import atomic_dir, run_metadata, write_table
+    from ..io import atomic_dir, read_table, run_metadata, write_table
 
     con = _console()
     be = _backend(obj)
@@ -247,12 +256,15 @@ def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fractio
     try:
         Z = _read_lv_model(lv_model)
         R = _read_gene_corr(gene_corr)
+        n_indep = (read_table(n_indep_path, what="n_indep table") if n_indep_path else None)
         client = get_client(scheduler)
         cal = null_calibration(Z, R, n_null=n_null, mode=mode, predictor=predictor,
                                top_fraction=top_fraction, lvs=_split(lvs) or None, seed=seed,
-                               backend=be, client=client, progress=_progress_enabled())
+                               null_model=null_model, n_indep=n_indep, backend=be,
+                               client=client, progress=_progress_enabled())
         meta = run_metadata(backend=be, inputs=[lv_model, gene_corr], command="gls-null",
                             parameters={"n_null": n_null, "mode": mode, "seed": seed,
+                                        "null_model": null_model,
                                         "predictor": predictor, "top_fraction": top_fraction})
         with atomic_dir(out, overwrite=overwrite) as tmp:
             write_table(cal.table, tmp / "calibration.tsv")

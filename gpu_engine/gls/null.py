@@ -2,7 +2,8 @@
 
 Under the null, gene-level S-MultiXcan statistics are correlated like the gene–gene
 correlation matrix R. :func:`simulate_null_traits` draws z ~ MVN(0, R) (R factorized by its
-diagonal blocks) and turns each into p = 2Φ(−|z|); :func:`null_calibration` runs the same
+diagonal blocks) and turns each into p = 2Φ(−|z|), or sums n_indep such draws into χ²
+statistics; :func:`null_calibration` runs the same
 GLS on them and reports, per LV, the empirical type-I error of the one-sided test at each α
 with a one-sided binomial test for excess (Bonferroni over LVs and levels) and the genomic
 inflation factor λ of the two-sided p-values; :func:`qq_plot` draws the QQ plot. The
@@ -19,7 +20,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import ndtr
 
-from ..errors import InputError
+from ..errors import InputError, preview
 from .association import associate
 from .model import _cholesky, check_gene_corr, diagonal_blocks
 
@@ -28,27 +29,74 @@ log = logging.getLogger(__name__)
 ALPHAS = (0.05, 0.01)
 
 
-def simulate_null_traits(gene_corr: pd.DataFrame, n_null: int, *, genes=None,
-                         seed: int = 0) -> pd.DataFrame:
-    """genes × ``n_null`` p-values of null traits: z ~ MVN(0, R), p = 2Φ(−|z|).
+def simulate_null_traits(gene_corr: pd.DataFrame, n_null: int, *, genes=None, seed: int = 0,
+                         model: str = "normal", n_indep=None) -> pd.DataFrame:
+    """genes × ``n_null`` p-values of null traits drawn from the correlation structure.
 
-    ``genes`` restricts (and orders) the genes; default all of R's. Traits are named
-    ``null_0001`` …. The same seed gives the same traits.
+    ``model="normal"``: z ~ MVN(0, R), p = 2Φ(−|z|). ``model="chi2"``: S-MultiXcan-like
+    statistics T_g = Σ_{j < k_g} z_{g,j}², with k_g the gene's ``n_indep`` (a Series or a
+    ``gene, n_indep`` table) and each z_{·,j} ~ MVN(0, R) independently, p = P(χ²_{k_g} > T_g);
+    a gene with k_g = 1 gets exactly the normal model's p. ``genes`` restricts (and orders)
+    the genes; default all of R's. Traits are named ``null_0001`` …; the same seed gives the
+    same traits.
     """
     if n_null < 1:
         raise InputError(f"n_null must be at least 1, not {n_null}")
+    if model not in ("normal", "chi2"):
+        raise InputError(f"null model must be 'normal' or 'chi2', not {model!r}")
     R = check_gene_corr(gene_corr)
     if genes is not None:
         R = R.loc[list(genes), list(genes)]
     values = R.to_numpy(np.float64)
+    factors = [(a, b, _cholesky(values[a:b, a:b], "the matrix", R.index[a:b]))
+               for a, b in diagonal_blocks(values)]
     rng = np.random.default_rng(seed)
-    e = rng.standard_normal((values.shape[0], n_null))
-    z = np.empty_like(e)
-    for a, b in diagonal_blocks(values):
-        L = _cholesky(values[a:b, a:b], "the matrix", R.index[a:b])
-        z[a:b] = L @ e[a:b]
-    p = 2.0 * ndtr(-np.abs(z))
+
+    def draw():
+        e = rng.standard_normal((values.shape[0], n_null))
+        z = np.empty_like(e)
+        for a, b, L in factors:
+            z[a:b] = L @ e[a:b]
+        return z
+
+    if model == "normal":
+        p = 2.0 * ndtr(-np.abs(draw()))
+    else:
+        k = _n_indep(n_indep, R.index)
+        stat = np.zeros((values.shape[0], n_null))
+        for j in range(int(k.max())):
+            z = draw()
+            stat += np.where((k > j)[:, None], z * z, 0.0)
+        p = stats.chi2.sf(stat, k[:, None])
     return pd.DataFrame(p, index=R.index, columns=[f"null_{i + 1:04d}" for i in range(n_null)])
+
+
+def _n_indep_series(n_indep) -> pd.Series:
+    """gene → n_indep from a Series or a table with columns ``gene`` (or ``gene_name``, as in
+    S-MultiXcan outputs; the first of duplicated names is kept) and ``n_indep``."""
+    if n_indep is None:
+        raise InputError("the chi2 null model needs each gene's n_indep (e.g. from an "
+                         "S-MultiXcan result: --n-indep FILE)")
+    if isinstance(n_indep, pd.DataFrame):
+        key = "gene_name" if "gene_name" in n_indep.columns else "gene"
+        if key not in n_indep.columns or "n_indep" not in n_indep.columns:
+            raise InputError("n_indep table: expected columns 'gene' (or 'gene_name') and "
+                             f"'n_indep', found {preview(n_indep.columns)}")
+        n_indep = n_indep.dropna(subset=["n_indep"]).drop_duplicates(key).set_index(key)[
+            "n_indep"]
+    return pd.Series(n_indep).dropna()
+
+
+def _n_indep(n_indep, genes: pd.Index) -> np.ndarray:
+    k = _n_indep_series(n_indep).reindex(genes)
+    absent = genes[k.isna().to_numpy()]
+    if len(absent):
+        raise InputError(f"n_indep: no value for {len(absent)} gene(s) "
+                         f"{preview(absent)}; give every gene of the matrix and LV model one")
+    k = k.to_numpy(np.float64)
+    if (k < 1).any() or (k != np.round(k)).any():
+        raise InputError("n_indep must be whole numbers ≥ 1")
+    return k.astype(np.int64)
 
 
 @dataclass
@@ -92,9 +140,11 @@ def calibration_table(results: pd.DataFrame, alphas=ALPHAS, *,
 def null_calibration(lv_loadings, gene_corr, *, n_null: int = 1000, covariates=None,
                      covars=(), mode: str = "submatrix", predictor: str = "binary",
                      top_fraction: float = 0.01, lvs=None, alphas=ALPHAS, seed: int = 0,
-                     backend="auto", client=None, progress: bool = False) -> NullCalibration:
+                     null_model: str = "normal", n_indep=None, backend="auto", client=None,
+                     progress: bool = False) -> NullCalibration:
     """Simulate ``n_null`` null traits from ``gene_corr`` and report each LV's empirical
-    type-I error (see the module doc). ``covariates`` must be gene-level (one value per gene,
+    type-I error (see the module doc). ``null_model`` and ``n_indep`` are those of
+    :func:`simulate_null_traits`. ``covariates`` must be gene-level (one value per gene,
     shared by the null traits) when ``covars`` is given."""
     R = check_gene_corr(gene_corr)
     genes = [g for g in R.index if g in set(lv_loadings.index)]
@@ -104,7 +154,17 @@ def null_calibration(lv_loadings, gene_corr, *, n_null: int = 1000, covariates=N
     if covariates is not None and "trait" in getattr(covariates, "columns", ()):
         raise InputError("null calibration needs gene-level covariates (no 'trait' column): "
                          "the simulated traits have no S-MultiXcan n / n_indep of their own")
-    traits = simulate_null_traits(R, n_null, genes=genes, seed=seed)
+    if null_model == "chi2":  # genes without an n_indep cannot be simulated: leave them out
+        known = set(_n_indep_series(n_indep).index)
+        dropped = [g for g in genes if g not in known]
+        genes = [g for g in genes if g in known]
+        if dropped:
+            log.warning("chi2 null model: %d gene(s) without n_indep left out (%s)",
+                        len(dropped), preview(dropped))
+        if not genes:
+            raise InputError("chi2 null model: no gene of the matrix has an n_indep value")
+    traits = simulate_null_traits(R, n_null, genes=genes, seed=seed, model=null_model,
+                                  n_indep=n_indep)
     results = associate(lv_loadings, traits, R, covariates, mode=mode, predictor=predictor,
                         top_fraction=top_fraction, covars=covars, lvs=lvs, backend=backend,
                         client=client, progress=progress)
