@@ -313,3 +313,11 @@ def test_device_cache_is_per_plan():
     for i, p in enumerate(plans):
         assert ops.device(p, "S", p.S)[0, 0] == i
     assert len(ops.cache) == 2 and plans[0].token not in ops.cache
+
+
+def test_constant_trait_is_an_error(prob):
+    Z, P, R, _ = prob
+    P2 = P.copy()
+    P2["trait2"] = 0.3
+    with pytest.raises(InputError, match="traits: 1 column.*cannot be standardized.*trait2"):
+        associate(Z, P2, R, backend="cpu")

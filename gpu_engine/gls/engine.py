@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InputError, preview
 from .model import GroupPlan
 
 
@@ -77,17 +76,13 @@ class Ops:
         return arrays[key]
 
 
-def _standardize(xp, A, labels, what):
-    """Columns of A (n × K) to mean 0, sd 1 (ddof = 1); a constant column is an error."""
-    mean = A.mean(axis=0)
-    centered = A - mean
-    sd = xp.sqrt((centered * centered).sum(axis=0) / (A.shape[0] - 1))
-    bad = ~(sd > 0)
-    if bool(bad.any()):
-        cols = np.flatnonzero(np.asarray(bad.get() if hasattr(bad, "get") else bad))
-        raise InputError(f"{what}: {preview([labels[c] for c in cols])} cannot be "
-                         "standardized (constant over the genes tested); remove them")
-    return centered / sd
+def _standardize(ops: Ops, A, labels, what):
+    """Columns of A (n × K) to mean 0, sd 1 (ddof = 1) with :func:`gpu_engine.stats.standardize`;
+    a constant column is an error naming it."""
+    from ..stats import standardize
+
+    backend = "cpu" if ops.xp is np else "gpu"
+    return standardize(A, axis=0, ddof=1, backend=backend, labels=labels, what=what)
 
 
 def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
@@ -99,11 +94,11 @@ def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
     """
     xp = ops.xp
     n, T = Y.shape
-    Yd = _standardize(xp, xp.asarray(Y, dtype=xp.float64), list(trait_names), "traits")
+    Yd = _standardize(ops, xp.asarray(Y, dtype=xp.float64), list(trait_names), "traits")
     if C is not None and C.shape[2]:
         k = C.shape[2]
         labels = [f"covariate {c} of trait {t}" for t in trait_names for c in covar_names]
-        Cd = _standardize(xp, xp.asarray(C, dtype=xp.float64).reshape(n, T * k), labels,
+        Cd = _standardize(ops, xp.asarray(C, dtype=xp.float64).reshape(n, T * k), labels,
                           "covariates").reshape(n, T, k)
         M = xp.concatenate([Cd, Yd[:, :, None]], axis=2)
     else:
