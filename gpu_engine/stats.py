@@ -19,7 +19,8 @@ def standardize(X, *, axis: int = 1, ddof: int = 1, backend=None, labels=None,
     """Standardize ``X`` to mean 0 and sd 1 along ``axis`` (1: each row, 0: each column).
 
     ``X`` may be NumPy, cupy or a pandas DataFrame; the result has the same kind (a
-    DataFrame keeps its labels). ``backend`` chooses where to compute; by default cupy input
+    DataFrame keeps its labels). A row/column whose sd is at most 1e-12 of its |mean| counts
+    as constant (its computed sd is rounding noise). ``backend`` chooses where to compute; by default cupy input
     stays on the GPU and anything else runs on the CPU kernel. A constant or NaN-holding
     row/column is an :class:`InputError` naming it (``labels`` names rows/columns for arrays).
     With ``return_moments`` also returns the per-row/column means and sds (float64 NumPy).
@@ -43,7 +44,9 @@ def standardize(X, *, axis: int = 1, ddof: int = 1, backend=None, labels=None,
     else:
         Z, mean, sd = k.standardize_rows_cpu(rows, ddof)
     mean, sd = be.to_host(mean), be.to_host(sd)
-    bad = ~(np.isfinite(sd) & (sd > 0))
+    # a constant row's sd is rounding noise (~1e-16·|mean|), not 0: treat sd ≤ 1e-12·|mean|
+    # as zero variance, or its "z-scores" would be amplified noise
+    bad = ~(np.isfinite(sd) & (sd > 0) & (sd > 1e-12 * np.abs(mean)))
     if bad.any():
         names = np.asarray(labels)[bad] if labels is not None else np.flatnonzero(bad)
         dim = "row" if axis == 1 else "column"

@@ -60,3 +60,16 @@ def test_fdr_bh_nan_and_pandas():
     np.testing.assert_allclose(q.dropna().to_numpy(), false_discovery_control([0.01, 0.04, 0.03]))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         fdr_bh(np.array([0.5, 1.5]))
+
+
+def test_constant_row_with_rounding_noise_is_an_error():
+    """A constant non-zero row's computed sd is rounding noise, not exactly 0."""
+    import numpy as np
+    import pytest
+
+    from gpu_engine.errors import InputError
+    from gpu_engine.stats import standardize
+
+    X = np.vstack([np.full(240, 0.5228787452803376), np.arange(240.0)])
+    with pytest.raises(InputError, match="1 row.*zero variance"):
+        standardize(X, labels=["flat", "ramp"])
