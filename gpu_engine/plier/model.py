@@ -1,0 +1,444 @@
+"""PLIER (Mao et al. 2019) and the MultiPLIER projection, scikit-learn style.
+
+    min over Z ≥ 0, B, U ≥ 0:  ‖Y − Z B‖²_F + L1‖Z − C U‖²_F + L2‖B‖²_F + L3‖U‖₁
+
+Y genes × samples (z-scored per gene), C genes × pathways (0/1 prior, cross-validation
+genes masked), Z genes × k (the LV loadings), B k × samples, U pathways × k. The semantics
+are those of the reference R package in two versions (``mode``): ``"current"`` (PLIER
+fe4e9b2) and ``"multiplier"`` (PLIER a2d4a2a, which trained the MultiPLIER recount2 model
+PhenoPLIER uses). See ``../shared/specs/plier.md`` and the docstrings of :mod:`.ustep`,
+:mod:`.annotate` and :mod:`.numpc`.
+
+The big products (Y·Bᵀ, Zᵀ·Y, C·U) run on the backend's BLAS (cuBLAS with cupy); the U
+step's elastic nets run in :mod:`gpu_engine.kernels.plier`. No genes × samples residual is
+formed: the trace's error uses ‖Y − ZB‖² = ‖Y‖² − 2⟨ZᵀY, B⟩ + ⟨ZᵀZ, BBᵀ⟩.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..backend import get_backend
+from ..errors import InputError, preview
+from ..progress import track
+from . import annotate, prior as priors
+from .numpc import num_pc
+from .ustep import UStep
+
+log = logging.getLogger(__name__)
+
+MODES = ("current", "multiplier")
+DEFAULT_TOL = {"current": 1e-6, "multiplier": 1e-5}
+ITER_FULL_START = 20
+
+
+def _as_frame(X, what: str) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    raise InputError(f"{what}: expected a pandas DataFrame (genes in rows), got {type(X).__name__}")
+
+
+def zscore_rows(Y: pd.DataFrame, *, what: str = "expression data",
+                drop_constant: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """Per-gene z-scores with the sample sd (ddof = 1). NaN is an error; a zero-variance gene
+    is an error unless ``drop_constant`` (then it is dropped and returned)."""
+    values = Y.to_numpy(np.float64)
+    if not np.isfinite(values).all():
+        bad = Y.index[~np.isfinite(values).all(axis=1)]
+        raise InputError(f"{what}: {len(bad)} gene(s) hold NaN or infinite values: "
+                         f"{preview(bad)}; impute or drop them first")
+    mean = values.mean(axis=1)
+    sd = values.std(axis=1, ddof=1)
+    const = ~(sd > 1e-12 * np.maximum(np.abs(mean), 1e-300))
+    dropped = list(Y.index[const])
+    if dropped and not drop_constant:
+        raise InputError(f"{what}: {len(dropped)} gene(s) have zero variance across samples: "
+                         f"{preview(dropped)}; drop them (or pass drop_constant=True / "
+                         "--drop-constant-genes)")
+    keep = ~const
+    Z = (values[keep] - mean[keep, None]) / sd[keep, None]
+    return pd.DataFrame(Z, index=Y.index[keep], columns=Y.columns), dropped
+
+
+class LVModel:
+    """A fitted (or loaded) LV model that projects new data into LV space — MultiPLIER's
+    ``GetNewDataB``: B_new = (ZᵀZ + L2·I)⁻¹ Zᵀ Ŷ, with Ŷ the new data z-scored per gene
+    across ITS OWN columns (ddof = 1), restricted to the model's genes in its order, missing
+    genes filled with 0. The result depends on all columns together.
+
+    ``Z``: genes × LVs DataFrame; ``L2``: the model's L2."""
+
+    def __init__(self, Z: pd.DataFrame, L2: float, *, backend="auto"):
+        self.Z = _as_frame(Z, "LV model Z")
+        self.L2 = float(L2)
+        self.backend = backend
+        if self.Z.index.has_duplicates:
+            raise InputError(f"LV model Z: duplicated genes {preview(self.Z.index[self.Z.index.duplicated()])}")
+        Zv = self.Z.to_numpy(np.float64)
+        k = Zv.shape[1]
+        # P = (ZᵀZ + L2·I)⁻¹ Zᵀ, computed once: projection is then one product
+        self.P_ = np.linalg.solve(Zv.T @ Zv + self.L2 * np.eye(k), Zv.T)
+        self.report_ = {}
+
+    @property
+    def lv_names_(self) -> list[str]:
+        return [str(c) for c in self.Z.columns]
+
+    def transform(self, Y_new: pd.DataFrame) -> pd.DataFrame:
+        """LVs × columns projection of ``Y_new`` (genes × columns, e.g. samples, traits or
+        drugs). Genes of the new data with zero variance are treated as missing (0) and
+        counted in ``report_``."""
+        Y_new = _as_frame(Y_new, "data to project")
+        if Y_new.index.has_duplicates:
+            raise InputError(f"data to project: duplicated genes {preview(Y_new.index[Y_new.index.duplicated()])}; "
+                             "make genes unique first")
+        if Y_new.shape[1] < 2:
+            raise InputError("data to project: need at least 2 columns (genes are z-scored "
+                             "across the columns)")
+        common = Y_new.index.intersection(self.Z.index)
+        if len(common) == 0:
+            raise InputError(f"data to project: no gene in common with the model "
+                             f"(data {preview(Y_new.index)}, model {preview(self.Z.index)})")
+        Yz, constant = zscore_rows(Y_new.loc[common], what="data to project", drop_constant=True)
+        full = Yz.reindex(self.Z.index).fillna(0.0).to_numpy()
+        be = get_backend(self.backend)
+        xp = be.xp
+        B = be.to_host(xp.asarray(self.P_) @ xp.asarray(full))
+        self.report_ = {"model_genes": len(self.Z), "data_genes": len(Y_new),
+                        "used_genes": len(Yz), "missing_genes": len(self.Z) - len(Yz),
+                        "constant_genes": len(constant)}
+        if constant:
+            log.warning("projection: %d gene(s) with zero variance were treated as missing: %s",
+                        len(constant), preview(constant))
+        return pd.DataFrame(B, index=self.Z.columns, columns=Y_new.columns)
+
+
+class PLIER:
+    """Pathway-level information extractor.
+
+    Parameters follow the R package (``L1``, ``L2``, ``L3``, ``frac``, ``max_iter``, ``tol``,
+    ``max_path``, ``pathway_selection``, ``glm_alpha``, ``min_genes``, ``crossval``,
+    ``seed``) plus ``mode`` ("current" or "multiplier", see the module docstring),
+    ``heldout`` (a ``pathway, gene`` table fixing the cross-validation genes, e.g. a
+    reference run's ``heldOutGenes.parquet``), ``trace`` (record per-iteration statistics
+    in ``trace_``), ``drop_constant_genes`` and ``backend``.
+
+    After :meth:`fit`: ``Z_`` (genes × k), ``B_`` (k × samples), ``U_``/``Uauc_``/``Up_``
+    (pathways × k), ``summary_`` (pathway, lv, auc, pvalue, fdr), ``L1_``, ``L2_``, ``L3_``,
+    ``k_``, ``n_iter_``, ``stop_reason_`` ("converged", "bdiff_not_decreasing",
+    "max_iter"), ``heldout_`` (pathway, gene), ``lv_names_``, ``trace_``, ``report_``.
+    """
+
+    def __init__(self, k=None, *, mode="current", L1=None, L2=None, L3=None, frac=0.7,
+                 max_iter=350, tol=None, max_path=10, pathway_selection="complete",
+                 glm_alpha=0.9, min_genes=10, crossval=True, heldout=None, seed=123456,
+                 trace=False, drop_constant_genes=False, backend="auto", progress=False):
+        self.k = k
+        self.mode = mode
+        self.L1 = L1
+        self.L2 = L2
+        self.L3 = L3
+        self.frac = frac
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_path = max_path
+        self.pathway_selection = pathway_selection
+        self.glm_alpha = glm_alpha
+        self.min_genes = min_genes
+        self.crossval = crossval
+        self.heldout = heldout
+        self.seed = seed
+        self.trace = trace
+        self.drop_constant_genes = drop_constant_genes
+        self.backend = backend
+        self.progress = progress
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        if self.mode not in MODES:
+            raise InputError(f"PLIER: mode must be one of {MODES}, got {self.mode!r}")
+        if self.pathway_selection not in ("complete", "fast"):
+            raise InputError("PLIER: pathway_selection must be 'complete' or 'fast', got "
+                             f"{self.pathway_selection!r}")
+        if not 0 < self.glm_alpha <= 1:
+            raise InputError(f"PLIER: glm_alpha must be in (0, 1], got {self.glm_alpha}")
+        if not 0 < self.frac <= 1:
+            raise InputError(f"PLIER: frac must be in (0, 1], got {self.frac}")
+        if int(self.max_iter) < 1 or int(self.max_path) < 1:
+            raise InputError("PLIER: max_iter and max_path must be at least 1")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, Y: pd.DataFrame, prior: pd.DataFrame) -> "PLIER":
+        """Fit on ``Y`` (genes × samples, raw or normalized expression; z-scored here) and
+        ``prior`` (genes × pathways, 0/1)."""
+        self._check_params()
+        t0 = time.perf_counter()
+        Y = _as_frame(Y, "expression data")
+        prior = _as_frame(prior, "prior")
+        pvals = prior.to_numpy()
+        if not np.isin(pvals[~np.isnan(pvals)], (0, 1)).all() or np.isnan(pvals).any():
+            raise InputError("prior: must hold only 0 and 1 (genes in rows, pathways in columns)")
+        Yz, dropped = zscore_rows(Y, drop_constant=self.drop_constant_genes)
+        al = priors.align(Yz, prior)
+        if self.mode == "multiplier" and not (len(al.Y) == len(Y) == len(prior)):
+            log.info("multiplier mode: data and prior aligned to %d common genes (the 2018 "
+                     "package required pre-aligned inputs)", len(al.Y))
+        P0, small = priors.zero_small_pathways(al.prior, self.min_genes)
+        genes, pathways = al.Y.index, list(P0.columns)
+        samples = list(Y.columns)
+        Yv = al.Y.to_numpy(np.float64)
+        n_genes, n_samples = Yv.shape
+        prior_v = P0.to_numpy(np.float64)
+        if self.crossval:
+            table = (self.heldout if self.heldout is not None
+                     else priors.heldout_table(P0, self.seed))
+            mask = priors.mask_from_table(P0, table)
+        else:
+            table = pd.DataFrame(columns=["pathway", "gene"])
+            mask = np.zeros(prior_v.shape, bool)
+        C = np.where(mask, 0.0, prior_v)
+        self.report_ = {"data_genes": len(Y), "prior_genes": al.n_prior_genes,
+                        "common_genes": n_genes, "samples": n_samples,
+                        "pathways": len(pathways), "small_pathways_zeroed": len(small),
+                        "constant_genes_dropped": len(dropped)}
+
+        be = get_backend(self.backend)
+        xp = be.xp
+        # SVD and the defaults derived from it
+        d, V = _svd(Yv, xp, be)
+        k = self.k
+        if k is None:
+            npc = num_pc(d, self.mode)
+            k = min(2 * npc, int(math.floor(0.9 * n_samples))) if self.mode == "current" else npc
+        k = int(k)
+        kmax = min(n_genes, n_samples, d.size)
+        if not 1 <= k <= kmax:
+            raise InputError(f"PLIER: k={k} is not allowed: it must be between 1 and "
+                             f"min(genes, samples) = {kmax} ({n_genes} common genes, "
+                             f"{n_samples} samples)")
+        L2 = float(d[k - 1]) if self.L2 is None else float(self.L2)
+        L1 = L2 / 2 if self.L1 is None else float(self.L1)
+        tol = DEFAULT_TOL[self.mode] if self.tol is None else float(self.tol)
+
+        Ydev = xp.asarray(Yv)
+        Cdev = xp.asarray(C)
+        eye = xp.eye(k)
+        B = xp.asarray((V[:, :k] * d[:k]).T.copy())
+        Z = (Ydev @ B.T) @ xp.linalg.inv(B @ B.T + L1 * eye)
+        if self.mode == "current":
+            flip = xp.all(Z <= 0, axis=0)
+            Z = xp.where(flip[None, :], -Z, Z)
+            B = xp.where(flip[:, None], -B, B)
+        Z = xp.maximum(Z, 0.0)
+
+        X = prior_v if self.mode == "multiplier" else C
+        ustep = UStep(X, priors.chat(C), mode=self.mode, selection=self.pathway_selection,
+                      max_path=int(self.max_path), alpha=float(self.glm_alpha), xp=xp)
+        U = np.zeros((len(pathways), k))
+        L3 = None if self.L3 is None else float(self.L3)
+        L3_given = L3 is not None
+        iter_full = ITER_FULL_START
+        curfrac = 0.0
+        bdiffs: list[float] = []
+        count = 0
+        stop = "max_iter"
+        trace_rows = []
+        ysq = float(xp.sum(Ydev * Ydev)) if self.trace else 0.0
+        it = 0
+        for it in track(range(1, int(self.max_iter) + 1), "PLIER iterations",
+                        total=int(self.max_iter), enabled=self.progress):
+            ratio = math.nan
+            YBt = Ydev @ B.T
+            solve_mat = xp.linalg.inv(B @ B.T + L1 * eye)
+            if it >= ITER_FULL_START:
+                if it == iter_full and not L3_given:
+                    if self.mode == "current":
+                        U, L3 = ustep.tune_path(Z, self.frac, U)
+                    else:
+                        Unew, L3, _ = ustep.bisect(Z, self.frac, L3, curfrac, U)
+                        U = ustep.fit(Z, L3, U if Unew is None else Unew)
+                    iter_full += ITER_FULL_START
+                else:
+                    U = ustep.fit(Z, L3, U)
+                curfrac = float((U.max(axis=0) > 0).sum()) / k
+                Z2 = L1 * (Cdev @ xp.asarray(U))
+                if self.trace:
+                    both = (Z2 > 0) & (YBt > 0)
+                    ratio = float(_host(xp.median((Z2 / xp.where(both, YBt, 1.0))[both]))) \
+                        if bool(both.any()) else math.nan
+                Z = (YBt + Z2) @ solve_mat
+            else:
+                Z = YBt @ solve_mat
+            Z = xp.maximum(Z, 0.0)
+            old = B
+            ZtY = Z.T @ Ydev
+            ZtZ = Z.T @ Z
+            B = xp.linalg.solve(ZtZ + L2 * eye, ZtY)
+            bdiff = float(xp.sum((B - old) ** 2) / xp.sum(B * B))
+            bdiffs.append(bdiff)
+            if self.trace:
+                BBt = B @ B.T
+                err = ysq - 2 * float(xp.sum(ZtY * B)) + float(xp.sum(ZtZ * BBt))
+                ev = _host(xp.linalg.eigvalsh(BBt))
+                trace_rows.append({
+                    "iteration": it, "mse": err / (n_genes * n_samples), "bdiff": bdiff,
+                    "b_condition": float(math.sqrt(ev[-1] / ev[0])) if ev[0] > 0 else math.inf,
+                    "prior_ratio": ratio, "lvs_with_prior": int((U.max(axis=0) > 0).sum()),
+                    "L3": L3 if L3 is not None else math.nan})
+            if it > 52 and bdiff > bdiffs[it - 51]:
+                count += 1
+            elif count > 1:
+                count -= 1
+            if bdiff < tol:
+                stop = "converged"
+                break
+            if count > 5:
+                stop = "bdiff_not_decreasing"
+                break
+
+        Zh, Bh = be.to_host(Z), be.to_host(B)
+        self.k_, self.L1_, self.L2_, self.L3_ = k, L1, L2, L3
+        self.n_iter_, self.stop_reason_ = it, stop
+        self.genes_, self.pathways_, self.samples_ = list(genes), pathways, samples
+        summary, Uauc, Up = annotate.crossval(Zh, U, prior_v, mask, pathways, self.mode) \
+            if self.crossval else _empty_annotation(U)
+        self.summary_ = summary
+        self.lv_names_ = annotate.lv_names(U, Up, summary, pathways,
+                                           fallback=self.mode == "current")
+        lvs = [f"LV{i}" for i in range(1, k + 1)]
+        self.Z_ = pd.DataFrame(Zh, index=genes, columns=lvs)
+        self.B_ = pd.DataFrame(Bh, index=lvs, columns=samples)
+        self.U_ = pd.DataFrame(U, index=pathways, columns=lvs)
+        self.Uauc_ = pd.DataFrame(Uauc, index=pathways, columns=lvs)
+        self.Up_ = pd.DataFrame(Up, index=pathways, columns=lvs)
+        self.heldout_ = table.reset_index(drop=True)
+        self.trace_ = pd.DataFrame(trace_rows) if self.trace else None
+        self.singular_values_ = d
+        self.report_.update({"seconds": time.perf_counter() - t0, "backend": be.name,
+                             "max_cd_sweeps": max(ustep.sweeps, default=0)})
+        return self
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self):
+        if not hasattr(self, "Z_"):
+            raise InputError("PLIER: call fit() (or PLIER.load()) first")
+
+    def lv_model(self) -> LVModel:
+        self._check_fitted()
+        return LVModel(self.Z_, self.L2_, backend=self.backend)
+
+    def transform(self, Y_new: pd.DataFrame) -> pd.DataFrame:
+        """MultiPLIER projection of new data (genes × columns) into LV space (LVs × columns);
+        see :class:`LVModel`."""
+        return self.lv_model().transform(Y_new)
+
+    def significant(self, fdr: float = 0.05) -> pd.DataFrame:
+        """Rows of ``summary_`` with FDR below ``fdr``."""
+        self._check_fitted()
+        return self.summary_[self.summary_["fdr"] < fdr].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ persistence
+    PARAMS = ("k", "mode", "L1", "L2", "L3", "frac", "max_iter", "tol", "max_path",
+              "pathway_selection", "glm_alpha", "min_genes", "crossval", "seed")
+
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the model to ``directory`` (Parquet tables + ``model.json``), atomically."""
+        from ..io.atomic import atomic_dir
+        from ..io.tables import write_table
+
+        self._check_fitted()
+        directory = Path(directory)
+        with atomic_dir(directory, overwrite=overwrite) as tmp:
+            for name in ("Z", "B", "U", "Uauc", "Up"):
+                frame = getattr(self, f"{name}_")
+                write_table(frame.rename_axis("row").reset_index(), tmp / f"{name}.parquet")
+            write_table(self.summary_, tmp / "summary.parquet")
+            write_table(self.heldout_, tmp / "heldout.parquet")
+            if self.trace_ is not None:
+                write_table(self.trace_, tmp / "trace.parquet")
+            meta = {"params": {p: getattr(self, p) for p in self.PARAMS},
+                    "fitted": {"k": self.k_, "L1": self.L1_, "L2": self.L2_, "L3": self.L3_,
+                               "n_iter": self.n_iter_, "stop_reason": self.stop_reason_,
+                               "lv_names": self.lv_names_},
+                    "report": self.report_, "format": "gpu_engine.plier/1"}
+            (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, *, backend="auto") -> "PLIER":
+        """Read a model written by :meth:`save`."""
+        from ..errors import InputFileNotFoundError
+        from ..io.tables import read_table
+
+        directory = Path(directory)
+        meta_path = directory / "model.json"
+        if not meta_path.exists():
+            raise InputFileNotFoundError(f"{directory}: not a saved PLIER model (no model.json)")
+        meta = json.loads(meta_path.read_text())
+        self = cls(**{p: v for p, v in meta["params"].items()}, backend=backend)
+        fitted = meta["fitted"]
+        self.k_, self.L1_, self.L2_, self.L3_ = (fitted["k"], fitted["L1"], fitted["L2"],
+                                                 fitted["L3"])
+        self.n_iter_, self.stop_reason_ = fitted["n_iter"], fitted["stop_reason"]
+        self.lv_names_ = fitted["lv_names"]
+        for name in ("Z", "B", "U", "Uauc", "Up"):
+            frame = read_table(directory / f"{name}.parquet", what=f"PLIER {name}")
+            setattr(self, f"{name}_", frame.set_index("row").rename_axis(None))
+        self.summary_ = read_table(directory / "summary.parquet", what="PLIER summary")
+        self.heldout_ = read_table(directory / "heldout.parquet", what="PLIER held-out genes")
+        tr = directory / "trace.parquet"
+        self.trace_ = read_table(tr, what="PLIER trace") if tr.exists() else None
+        self.genes_ = list(self.Z_.index)
+        self.pathways_ = list(self.U_.index)
+        self.samples_ = list(self.B_.columns)
+        self.report_ = meta.get("report", {})
+        return self
+
+
+def _empty_annotation(U):
+    summary = pd.DataFrame({"pathway": pd.Series(dtype=str), "lv": pd.Series(dtype=np.int64),
+                            "auc": pd.Series(dtype=float), "pvalue": pd.Series(dtype=float),
+                            "fdr": pd.Series(dtype=float)})
+    return summary, np.zeros_like(U), np.ones_like(U)
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    raise TypeError(f"not JSON serializable: {type(x).__name__}")
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def _svd(Y: np.ndarray, xp, be) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values (all of them, or the leading max(200, samples/4) when samples > 500,
+    as the reference's randomized SVD) and right singular vectors (samples × r)."""
+    n_genes, n_samples = Y.shape
+    if n_samples <= 500:
+        _, d, Vt = np.linalg.svd(Y, full_matrices=False)
+        return d, Vt.T
+    r = int(min(n_samples, n_genes, max(200, n_samples // 4)))
+    Ydev = xp.asarray(Y)
+    # exact, through the smaller Gram matrix (the reference approximates the same values)
+    if n_samples <= n_genes:
+        w, V = xp.linalg.eigh(Ydev.T @ Ydev)
+        w, V = w[::-1][:r], V[:, ::-1][:, :r]
+    else:
+        w, Ug = xp.linalg.eigh(Ydev @ Ydev.T)
+        w, Ug = w[::-1][:r], Ug[:, ::-1][:, :r]
+        d = xp.sqrt(xp.clip(w, 0, None))
+        V = (Ydev.T @ Ug) / xp.where(d > 0, d, 1.0)
+    d = xp.sqrt(xp.clip(w, 0, None))
+    return be.to_host(d), be.to_host(V)
