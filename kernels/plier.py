@@ -190,7 +190,8 @@ def enet_cd_cuda(G, c, idx, l1, l2, u, tol=1e-10, max_sweeps=100_000):
     r = xp.empty((k, m), xp.float64)
     sweeps = xp.zeros(k, xp.int64)
     if k:
-        _enet_cd_cuda[min(k, 65535), THREADS](
+        threads = 32 if m <= 32 else 64 if m <= 64 else THREADS  # the gradient update's width
+        _enet_cd_cuda[min(k, 65535), threads](
             xp.ascontiguousarray(G, dtype=xp.float64), xp.ascontiguousarray(c, dtype=xp.float64),
             xp.ascontiguousarray(idx, dtype=xp.int64), _vec(xp, l1, k), _vec(xp, l2, k), u, r,
             float(tol),
@@ -199,7 +200,7 @@ def enet_cd_cuda(G, c, idx, l1, l2, u, tol=1e-10, max_sweeps=100_000):
 
 
 def _vec(xp, v, k):
-    return xp.ascontiguousarray(xp.broadcast_to(xp.asarray(v, dtype=xp.float64), (k,)))
+    return xp.array(xp.broadcast_to(xp.asarray(v, dtype=xp.float64), (k,)))  # a writable copy
 
 
 def _xp(a):

@@ -68,6 +68,29 @@ def zscore_rows(Y: pd.DataFrame, *, what: str = "expression data",
     return pd.DataFrame(Z, index=Y.index[keep], columns=Y.columns), dropped
 
 
+def z_update(YBt, BBt, L1: float, prior_term=None):
+    """Z = max((Y·Bᵀ [+ L1·C·U])·(B·Bᵀ + L1·I)⁻¹, 0): the least-squares Z, clipped at 0 (a
+    projection, not NNLS). ``YBt`` genes × k, ``BBt`` k × k, ``prior_term`` = L1·C·U."""
+    xp = _namespace(YBt)
+    k = BBt.shape[0]
+    rhs = YBt if prior_term is None else YBt + prior_term
+    return xp.maximum(rhs @ xp.linalg.inv(BBt + L1 * xp.eye(k)), 0.0)
+
+
+def b_update(ZtZ, ZtY, L2: float):
+    """B = (ZᵀZ + L2·I)⁻¹ ZᵀY (unconstrained ridge)."""
+    xp = _namespace(ZtZ)
+    return xp.linalg.solve(ZtZ + L2 * xp.eye(ZtZ.shape[0]), ZtY)
+
+
+def _namespace(a):
+    if type(a).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
 class LVModel:
     """A fitted (or loaded) LV model that projects new data into LV space — MultiPLIER's
     ``GetNewDataB``: B_new = (ZᵀZ + L2·I)⁻¹ Zᵀ Ŷ, with Ŷ the new data z-scored per gene
@@ -230,9 +253,8 @@ class PLIER:
 
         Ydev = xp.asarray(Yv)
         Cdev = xp.asarray(C)
-        eye = xp.eye(k)
         B = xp.asarray((V[:, :k] * d[:k]).T.copy())
-        Z = (Ydev @ B.T) @ xp.linalg.inv(B @ B.T + L1 * eye)
+        Z = (Ydev @ B.T) @ xp.linalg.inv(B @ B.T + L1 * xp.eye(k))
         if self.mode == "current":
             flip = xp.all(Z <= 0, axis=0)
             Z = xp.where(flip[None, :], -Z, Z)
@@ -257,7 +279,7 @@ class PLIER:
                         total=int(self.max_iter), enabled=self.progress):
             ratio = math.nan
             YBt = Ydev @ B.T
-            solve_mat = xp.linalg.inv(B @ B.T + L1 * eye)
+            Z2 = None
             if it >= ITER_FULL_START:
                 if it == iter_full and not L3_given:
                     if self.mode == "current":
@@ -274,14 +296,11 @@ class PLIER:
                     both = (Z2 > 0) & (YBt > 0)
                     ratio = float(_host(xp.median((Z2 / xp.where(both, YBt, 1.0))[both]))) \
                         if bool(both.any()) else math.nan
-                Z = (YBt + Z2) @ solve_mat
-            else:
-                Z = YBt @ solve_mat
-            Z = xp.maximum(Z, 0.0)
+            Z = z_update(YBt, B @ B.T, L1, Z2)
             old = B
             ZtY = Z.T @ Ydev
             ZtZ = Z.T @ Z
-            B = xp.linalg.solve(ZtZ + L2 * eye, ZtY)
+            B = b_update(ZtZ, ZtY, L2)
             bdiff = float(xp.sum((B - old) ** 2) / xp.sum(B * B))
             bdiffs.append(bdiff)
             if self.trace:
@@ -314,11 +333,13 @@ class PLIER:
         self.lv_names_ = annotate.lv_names(U, Up, summary, pathways,
                                            fallback=self.mode == "current")
         lvs = [f"LV{i}" for i in range(1, k + 1)]
-        self.Z_ = pd.DataFrame(Zh, index=genes, columns=lvs)
-        self.B_ = pd.DataFrame(Bh, index=lvs, columns=samples)
-        self.U_ = pd.DataFrame(U, index=pathways, columns=lvs)
-        self.Uauc_ = pd.DataFrame(Uauc, index=pathways, columns=lvs)
-        self.Up_ = pd.DataFrame(Up, index=pathways, columns=lvs)
+        gidx = pd.Index(genes, name="gene")
+        pidx = pd.Index(pathways, name="pathway")
+        self.Z_ = pd.DataFrame(Zh, index=gidx, columns=lvs)
+        self.B_ = pd.DataFrame(Bh, index=pd.Index(lvs, name="lv"), columns=samples)
+        self.U_ = pd.DataFrame(U, index=pidx, columns=lvs)
+        self.Uauc_ = pd.DataFrame(Uauc, index=pidx, columns=lvs)
+        self.Up_ = pd.DataFrame(Up, index=pidx, columns=lvs)
         self.heldout_ = table.reset_index(drop=True)
         self.trace_ = pd.DataFrame(trace_rows) if self.trace else None
         self.singular_values_ = d
@@ -359,7 +380,7 @@ class PLIER:
         with atomic_dir(directory, overwrite=overwrite) as tmp:
             for name in ("Z", "B", "U", "Uauc", "Up"):
                 frame = getattr(self, f"{name}_")
-                write_table(frame.rename_axis("row").reset_index(), tmp / f"{name}.parquet")
+                write_table(frame.reset_index(), tmp / f"{name}.parquet")
             write_table(self.summary_, tmp / "summary.parquet")
             write_table(self.heldout_, tmp / "heldout.parquet")
             if self.trace_ is not None:
@@ -391,7 +412,7 @@ class PLIER:
         self.lv_names_ = fitted["lv_names"]
         for name in ("Z", "B", "U", "Uauc", "Up"):
             frame = read_table(directory / f"{name}.parquet", what=f"PLIER {name}")
-            setattr(self, f"{name}_", frame.set_index("row").rename_axis(None))
+            setattr(self, f"{name}_", frame.set_index(frame.columns[0]))
         self.summary_ = read_table(directory / "summary.parquet", what="PLIER summary")
         self.heldout_ = read_table(directory / "heldout.parquet", what="PLIER held-out genes")
         tr = directory / "trace.parquet"
