@@ -51,6 +51,9 @@ class Case:
     # (e.g. total pairs / sampled pairs); records keep the measured times too
     baseline_scale: float = 1.0
     repeats: int | None = None  # override the run's repeats (e.g. 1 for minute-long cases)
+    # a baseline that cannot run here (e.g. the reference R package): its recorded time in
+    # seconds is used instead of calling ``baseline``; the record says so
+    baseline_recorded_s: float | None = None
 
 
 def find_bench_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -122,7 +125,10 @@ def run_case(bench: str, case: Case, backend: Backend, *, repeats: int = 5,
     sync = backend.synchronize if case.backend in ("gpu", "rapids") else (lambda: None)
     if case.repeats is not None:
         repeats = case.repeats
-    base_t, base_r = time_call(case.baseline, repeats=repeats, warmup=warmup, sync=sync)
+    if case.baseline_recorded_s is not None:
+        base_t, base_r = [case.baseline_recorded_s], None
+    else:
+        base_t, base_r = time_call(case.baseline, repeats=repeats, warmup=warmup, sync=sync)
     ours_t, ours_r = time_call(case.ours, repeats=repeats, warmup=warmup, sync=sync)
     b, o = statistics.median(base_t) * case.baseline_scale, statistics.median(ours_t)
     record = {
@@ -137,6 +143,8 @@ def run_case(bench: str, case: Case, backend: Backend, *, repeats: int = 5,
         record["baseline_extrapolated"] = True
         record["baseline_scale"] = case.baseline_scale
         record["baseline_measured_s"] = statistics.median(base_t)
+    if case.baseline_recorded_s is not None:
+        record["baseline_recorded"] = True
     if case.check is not None:
         record["max_abs_diff"] = float(case.check(base_r, ours_r))
     return record

@@ -252,7 +252,7 @@ class PLIER:
         tol = DEFAULT_TOL[self.mode] if self.tol is None else float(self.tol)
 
         Ydev = xp.asarray(Yv)
-        Cdev = xp.asarray(C)
+        Cdev = xp.asarray(C) if be.is_gpu else _sparse(C)
         B = xp.asarray((V[:, :k] * d[:k]).T.copy())
         Z = (Ydev @ B.T) @ xp.linalg.inv(B @ B.T + L1 * xp.eye(k))
         if self.mode == "current":
@@ -262,7 +262,7 @@ class PLIER:
         Z = xp.maximum(Z, 0.0)
 
         X = prior_v if self.mode == "multiplier" else C
-        ustep = UStep(X, priors.chat(C), mode=self.mode, selection=self.pathway_selection,
+        ustep = UStep(X, C, mode=self.mode, selection=self.pathway_selection,
                       max_path=int(self.max_path), alpha=float(self.glm_alpha), xp=xp)
         U = np.zeros((len(pathways), k))
         L3 = None if self.L3 is None else float(self.L3)
@@ -437,6 +437,12 @@ def _jsonable(x):
     if isinstance(x, (np.floating,)):
         return float(x)
     raise TypeError(f"not JSON serializable: {type(x).__name__}")
+
+
+def _sparse(M):
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix(M)
 
 
 def _host(a):

@@ -130,9 +130,15 @@ def mask_from_table(prior: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def chat(C: np.ndarray, alpha: float = 5.0) -> np.ndarray:
-    """Ĉ = pinv_ridge(CᵀC, α)·Cᵀ = V·diag(d/(d² + α²))·Uᵀ·Cᵀ from the SVD of CᵀC
-    (pathways × genes). Zero singular values drop out."""
+def ridge_pinv(C: np.ndarray, alpha: float = 5.0) -> np.ndarray:
+    """pinv_ridge(CᵀC, α) = V·diag(d/(d² + α²))·Uᵀ from the SVD of CᵀC (pathways ×
+    pathways). Zero singular values drop out."""
     U, d, Vt = np.linalg.svd(C.T @ C)
     w = d / (d * d + alpha * alpha)
-    return (Vt.T * w) @ (U.T @ C.T)
+    return (Vt.T * w) @ U.T
+
+
+def chat(C: np.ndarray, alpha: float = 5.0) -> np.ndarray:
+    """Ĉ = pinv_ridge(CᵀC, α)·Cᵀ (pathways × genes), used to rank pathways per LV. The fit
+    never forms it: Ĉ·Z = pinv_ridge(CᵀC, α)·(CᵀZ) with a sparse CᵀZ."""
+    return ridge_pinv(C, alpha) @ C.T
