@@ -25,6 +25,7 @@ def _modules_after(code: str) -> set[str]:
     "from gpu_engine.backend import get_backend; get_backend('cpu')",
     "import gpu_engine.cli.main",
     "import gpu_engine.gls, gpu_engine.gls.null, gpu_engine.distributed",
+    "import gpu_engine.plier, gpu_engine.plier.plots",
 ])
 def test_no_gpu_library_imported(code):
     loaded = _modules_after(code)
@@ -34,7 +35,8 @@ def test_no_gpu_library_imported(code):
 
 def test_plain_import_does_not_load_numba():
     # numba is heavy and the CLI's --help must answer at once
-    loaded = _modules_after("import gpu_engine, gpu_engine.cli.main, gpu_engine.gls")
+    loaded = _modules_after("import gpu_engine, gpu_engine.cli.main, gpu_engine.gls, "
+                            "gpu_engine.plier")
     assert "numba" not in loaded
 
 
