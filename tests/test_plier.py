@@ -368,3 +368,18 @@ def test_merge_priors_by_exact_symbol_and_read_formats(tmp_path):
     wide = _read("pathways/svmMarkers.wide.parquet")
     wide.to_parquet(tmp_path / "wide.parquet")
     assert read_prior(tmp_path / "wide.parquet").shape == wide.shape
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["wholeblood_a2d", "wholeblood_head"])
+def test_gpu_fit_agrees_with_cpu(name):
+    mode, data, prior_file, k = RUNS[name]
+    gpu = PLIER(k=k, mode=mode, heldout=_run(name)["heldOutGenes"], backend="gpu").fit(
+        _read(data), _read(prior_file))
+    cpu = _fit(name)
+    assert gpu.k_ == cpu.k_ and gpu.L2_ == pytest.approx(cpu.L2_, rel=1e-12)
+    a = set(gpu.significant(0.05)[["pathway", "lv"]].itertuples(index=False, name=None))
+    b = set(cpu.significant(0.05)[["pathway", "lv"]].itertuples(index=False, name=None))
+    assert len(a & b) / len(a | b) >= 0.95
+    corr = [np.corrcoef(gpu.Z_.iloc[:, i], cpu.Z_.iloc[:, i])[0, 1] for i in range(cpu.k_)]
+    assert min(corr) > 0.999
