@@ -43,6 +43,19 @@ def _n_valid(idx_row) -> int:
     return m
 
 
+def _coordinate(grad, old, gaa, l1, l2):
+    """One coordinate's minimizer given the gradient ``grad = c_a − (G u)_a`` at the current
+    point: max(grad + G_aa·u_a − l1, 0) / (G_aa + l2) (0 for an all-zero column)."""
+    den = gaa + l2
+    if den > 0.0:
+        return max(grad + gaa * old - l1, 0.0) / den
+    return 0.0
+
+
+_coordinate_cpu = njit(cache=True)(_coordinate)
+_coordinate_cuda = cuda.jit(device=True, inline="always")(_coordinate)
+
+
 # --------------------------------------------------------------------- reference
 def enet_cd_reference(G, c, idx, l1, l2, u, tol=1e-10, max_sweeps=100_000):
     """NumPy definition (see the module docstring). Updates ``u`` in place; returns sweeps."""
@@ -57,10 +70,8 @@ def enet_cd_reference(G, c, idx, l1, l2, u, tol=1e-10, max_sweeps=100_000):
         for s in range(1, max_sweeps + 1):
             maxd = 0.0
             for a in range(m):
-                gaa = Gi[a, a]
-                grad = c[cand[a], i] - Gi[a] @ ui + gaa * ui[a]
-                den = gaa + l2[i]
-                new = max(grad - l1[i], 0.0) / den if den > 0 else 0.0
+                grad = c[cand[a], i] - Gi[a] @ ui
+                new = _coordinate(grad, ui[a], Gi[a, a], l1[i], l2[i])
                 maxd = max(maxd, abs(new - ui[a]))
                 ui[a] = new
             sweeps[i] = s
@@ -92,12 +103,8 @@ def _enet_cd_cpu(G, c, idx, l1, l2, u, r, tol, max_sweeps, sweeps):
             maxu = 0.0
             for a in range(m):
                 ja = idx[i, a]
-                gaa = G[ja, ja]
                 old = u[i, a]
-                den = gaa + l2[i]
-                new = 0.0
-                if den > 0.0:
-                    new = max(r[i, a] + gaa * old - l1[i], 0.0) / den
+                new = _coordinate_cpu(r[i, a], old, G[ja, ja], l1[i], l2[i])
                 d = new - old
                 if d != 0.0:
                     u[i, a] = new
@@ -153,12 +160,8 @@ def _enet_cd_cuda(G, c, idx, l1, l2, u, r, tol, max_sweeps, sweeps):
             for a in range(m):
                 ja = idx[i, a]
                 if tid == 0:
-                    gaa = G[ja, ja]
                     old = u[i, a]
-                    den = gaa + l2[i]
-                    new = 0.0
-                    if den > 0.0:
-                        new = max(r[i, a] + gaa * old - l1[i], 0.0) / den
+                    new = _coordinate_cuda(r[i, a], old, G[ja, ja], l1[i], l2[i])
                     d = new - old
                     u[i, a] = new
                     shared[0] = d
