@@ -50,7 +50,7 @@ def zscore_rows(Y: pd.DataFrame, *, what: str = "expression data",
                 drop_constant: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Per-gene z-scores with the sample sd (ddof = 1). NaN is an error; a zero-variance gene
     is an error unless ``drop_constant`` (then it is dropped and returned)."""
-    values = Y.to_numpy(np.float64)
+    values = Y.to_numpy(np.float64, copy=True)
     if not np.isfinite(values).all():
         bad = Y.index[~np.isfinite(values).all(axis=1)]
         raise InputError(f"{what}: {len(bad)} gene(s) hold NaN or infinite values: "
@@ -64,8 +64,11 @@ def zscore_rows(Y: pd.DataFrame, *, what: str = "expression data",
                          f"{preview(dropped)}; drop them (or pass drop_constant=True / "
                          "--drop-constant-genes)")
     keep = ~const
-    Z = (values[keep] - mean[keep, None]) / sd[keep, None]
-    return pd.DataFrame(Z, index=Y.index[keep], columns=Y.columns), dropped
+    # in place on the one working copy: the data matrix is the largest object of a fit
+    Z = values[keep] if dropped else values
+    Z -= mean[keep, None]
+    Z /= sd[keep, None]
+    return pd.DataFrame(Z, index=Y.index[keep], columns=Y.columns, copy=False), dropped
 
 
 def z_update(YBt, BBt, L1: float, prior_term=None):

@@ -75,7 +75,8 @@ def align(Y: pd.DataFrame, prior: pd.DataFrame) -> Aligned:
     if len(common) == 0:
         raise InputError(f"no genes in common between the data ({preview(Y.index)}) and the "
                          f"prior ({preview(prior.index)}); are both gene symbols?")
-    return Aligned(Y.loc[common], prior.loc[common].astype(np.float64), len(Y), len(prior))
+    Yc = Y if len(common) == len(Y) else Y.loc[common]  # no copy when every gene is kept
+    return Aligned(Yc, prior.loc[common].astype(np.float64), len(Y), len(prior))
 
 
 def zero_small_pathways(prior: pd.DataFrame, min_genes: int) -> tuple[pd.DataFrame, list[str]]:
