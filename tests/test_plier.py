@@ -239,10 +239,6 @@ def test_whole_blood_b_tracks_measured_cell_types():
     m = _fit("wholeblood_head")
     ref = _run("wholeblood_head")
     cells = _read("expression/majorCellTypes.parquet")
-
-    def best(B):
-        return max(abs(spearmanr(B.loc[lv, cells.index], cells[c]).statistic) for lv in B.index)
-
     for c in cells.columns:
         ours = max(abs(spearmanr(m.B_.loc[lv, cells.index], cells[c]).statistic)
                    for lv in m.B_.index)
