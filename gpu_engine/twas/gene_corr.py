@@ -1,0 +1,445 @@
+"""Gene–gene correlation matrices from prediction models and LD (PhenoPLIER's "SSM
+correlation"), the input of the GLS regression.
+
+Definition, for genes i, j on the same chromosome, each gene's tissue models restricted to the
+SNP set (the GWAS's SNPs present in the LD reference, or every model SNP in it):
+
+- C_ij (tissues_i × tissues_j): C_ij[k, l] = w_kᵀΓw_l / √(var_k · var_l), var_k = w_kᵀΓw_k;
+  tissues whose restricted model has var_k = 0 are dropped;
+- per gene, SVD C_ii = U S Vᵀ, keep s ≥ s_max / c (c = ``condition_number``, 30; the first is
+  always kept): k_i components, A_i = diag(s^−½)·Vᵀ[:k_i] (k_i × tissues_i);
+- T_ij = A_i C_ij A_jᵀ, r_ij = ‖T_ij‖²_F / √(k_i k_j); different chromosomes 0; diagonal 1.
+
+Computation (no gene pairs are looped over): with W the SNPs × (gene, tissue) weight matrix
+of a chromosome, the whitened weights Ŵ = W·D^−½·blockdiag(A_iᵀ) (SNPs × Σk) give every T_ij
+as a block of ŴᵀΓŴ — one sparse (or dense) product — and r_ij as block sums of squares. The
+per-gene C_ii come from the segmented Gram kernel; the small SVDs are batched by size.
+
+Positive definiteness: each chromosome block is checked (smallest eigenvalue) and, if needed,
+repaired by ``repair="clip"`` (eigenvalues raised to ``min_eigenvalue``, then rescaled to a
+unit diagonal) or ``"corr_nearest"`` (statsmodels, as the reference did); how far the matrix
+moved is reported. The distance filter (``within_mb`` = d) keeps r_ij only for genes whose
+intervals, each widened by d/2 Mb on both sides, overlap; positive definiteness is re-checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..backend import Backend, get_backend
+from ..errors import InputError, preview
+from ..progress import track
+from .covariance import CovarianceBlocks
+from .models import ModelDB
+from .quadratic import gram, snp_table
+
+_VARID_CHR = re.compile(r"^(?:chr)?([0-9XYMT]+)_")
+
+
+@dataclass
+class GeneCorrelation:
+    """Result of :func:`gene_correlations`.
+
+    ``matrix``: genes × genes (scipy CSR, float64) in the order of ``genes``; ``genes``: one
+    row per gene with ``gene, gene_name, chromosome, start, end, n_tissues, k`` (k = kept
+    components); ``report``: one row per chromosome with the positive-definiteness check and
+    repair (``min_eig_before``, ``min_eig_after``, ``frobenius_change``, ``max_abs_change``).
+    """
+
+    matrix: sp.csr_matrix
+    genes: pd.DataFrame
+    report: pd.DataFrame = field(default_factory=pd.DataFrame)
+    params: dict = field(default_factory=dict)
+
+    def to_frame(self, labels: str = "gene") -> pd.DataFrame:
+        """Dense genes × genes DataFrame labelled by ``gene`` ids or ``gene_name``."""
+        lab = self.genes[labels].astype(str).to_numpy()
+        return pd.DataFrame(self.matrix.toarray(), index=pd.Index(lab, name="gene"),
+                            columns=lab)
+
+    def save(self, path: str | os.PathLike, *, labels: str = "gene") -> None:
+        """The condensed form: a folder with ``genes.parquet`` (order, positions, chromosome)
+        and ``pairs.parquet`` (upper-triangle non-zero ``i, j, r``), written atomically.
+        :func:`read_gene_corr` reads it back (dense), as does ``gpu-engine gls``."""
+        from ..io import atomic_dir, write_table
+
+        up = sp.triu(self.matrix, k=1).tocoo()
+        with atomic_dir(path, overwrite=True) as tmp:
+            genes = self.genes.assign(label=self.genes[labels].astype(str))
+            write_table(genes, Path(tmp) / "genes.parquet", metadata=self.params)
+            write_table(pd.DataFrame({"i": up.row.astype(np.int32), "j": up.col.astype(np.int32),
+                                      "r": up.data}), Path(tmp) / "pairs.parquet")
+
+
+def is_condensed(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / "genes.parquet").is_file() and (p / "pairs.parquet").is_file()
+
+
+def read_gene_corr(path: str | os.PathLike) -> pd.DataFrame:
+    """A gene correlation matrix as a dense genes × genes DataFrame, from the condensed folder
+    written by :meth:`GeneCorrelation.save` or a dense matrix file (Parquet/TSV)."""
+    from ..io import read_matrix, read_table
+
+    if not is_condensed(path):
+        return read_matrix(path, what="gene correlation matrix")
+    p = Path(path)
+    genes = read_table(p / "genes.parquet")
+    pairs = read_table(p / "pairs.parquet")
+    n = len(genes)
+    M = np.eye(n)
+    i, j, r = pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["r"].to_numpy()
+    if n and (i.max(initial=0) >= n or j.max(initial=0) >= n):
+        raise InputError(f"{p}: pairs.parquet refers to genes beyond genes.parquet ({n} genes)")
+    M[i, j] = r
+    M[j, i] = r
+    lab = genes["label"].astype(str).to_numpy()
+    return pd.DataFrame(M, index=pd.Index(lab, name="gene"), columns=lab)
+
+
+# --------------------------------------------------------------------- pieces
+def _sparse_ld(cov: CovarianceBlocks, keep_snps: np.ndarray | None):
+    """Global sparse Γ over the SNPs with a variance (∩ ``keep_snps``): (ids, CSR)."""
+    tab = snp_table(cov)
+    ok = np.isfinite(tab["var"].to_numpy())
+    if keep_snps is not None:
+        ok &= tab["snp"].isin(keep_snps).to_numpy()
+    ids = pd.unique(tab["snp"].to_numpy()[ok])
+    ids = np.sort(np.asarray(ids, dtype=object))
+    code = pd.Index(ids).get_indexer(tab["snp"].to_numpy())  # −1: unusable SNP
+    rows, cols, vals = [], [], []
+    n = cov.sizes
+    for g in range(len(cov)):
+        a = int(cov.snp_off[g])
+        cg = code[a:a + n[g]]
+        sel = np.flatnonzero(cg >= 0)
+        if not sel.size:
+            continue
+        blk = cov.values[cov.cov_off[g]:cov.cov_off[g] + n[g] * n[g]].reshape(n[g], n[g])
+        sub = blk[np.ix_(sel, sel)]
+        ii, jj = np.nonzero(sub)
+        rows.append(cg[sel][ii])
+        cols.append(cg[sel][jj])
+        vals.append(sub[ii, jj])
+    if not rows:
+        return ids, sp.csr_matrix((len(ids), len(ids)))
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    key = r.astype(np.int64) * len(ids) + c
+    _, first = np.unique(key, return_index=True)  # a pair in two blocks: the first value
+    G = sp.csr_matrix((v[first], (r[first], c[first])), shape=(len(ids), len(ids)))
+    return ids, G
+
+
+def _gene_table(genes_in: list[str], names: pd.Series, genes: pd.DataFrame | None,
+                weights: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"gene": genes_in})
+    out["gene_name"] = names.reindex(genes_in).to_numpy()
+    if genes is not None:
+        need = {"gene", "chromosome"}
+        if not need <= set(genes.columns):
+            raise InputError(f"gene table: needs columns 'gene', 'chromosome' (and 'start', "
+                             f"'end' for the distance filter); found {preview(genes.columns)}")
+        g = genes.drop_duplicates("gene").set_index("gene")
+        key = out["gene"].where(out["gene"].isin(g.index), out["gene_name"])
+        if not key.isin(g.index).all():
+            missing = out.loc[~key.isin(g.index), "gene"]
+            raise InputError(f"gene table: no row for {len(missing)} gene(s) with models, e.g. "
+                             f"{preview(missing)}; add them (by id or symbol)")
+        for c in ("chromosome", "start", "end"):
+            out[c] = g[c].reindex(key).to_numpy() if c in g else np.nan
+        out["chromosome"] = out["chromosome"].astype(str).str.replace("^chr", "", regex=True)
+        return out
+    chrom = weights.assign(c=weights["snp"].astype(str).str.extract(_VARID_CHR)[0])
+    by = chrom.dropna(subset=["c"]).groupby("gene")["c"].first()
+    out["chromosome"] = by.reindex(out["gene"]).fillna("all").to_numpy()
+    out["start"] = np.nan
+    out["end"] = np.nan
+    return out
+
+
+def _pd_repair(block: np.ndarray, repair: str | None, min_eigenvalue: float) -> tuple:
+    lam = np.linalg.eigvalsh(block)
+    before = float(lam[0]) if lam.size else np.nan
+    if not lam.size or before >= min_eigenvalue or repair is None:
+        return block, before, before, 0.0, 0.0
+    if repair == "clip":
+        val, vec = np.linalg.eigh(block)
+        fixed = (vec * np.maximum(val, min_eigenvalue)) @ vec.T
+        d = np.sqrt(np.diag(fixed))
+        fixed = fixed / d[:, None] / d[None, :]
+    elif repair == "corr_nearest":
+        from statsmodels.stats.correlation_tools import corr_nearest
+
+        fixed = corr_nearest(block, threshold=min_eigenvalue, n_fact=100)
+    else:
+        raise InputError(f"unknown positive-definiteness repair {repair!r}: use 'clip', "
+                         "'corr_nearest' or None")
+    fixed = (fixed + fixed.T) / 2
+    np.fill_diagonal(fixed, 1.0)
+    diff = fixed - block
+    after = float(np.linalg.eigvalsh(fixed)[0])
+    return fixed, before, after, float(np.linalg.norm(diff)), float(np.abs(diff).max())
+
+
+def _distance_mask(g: pd.DataFrame, within_mb: float) -> np.ndarray:
+    if g["start"].isna().any() or g["end"].isna().any():
+        raise InputError("the distance filter needs gene positions: pass a gene table with "
+                         "'start' and 'end' (base pairs) for every gene")
+    half = within_mb * 1e6 / 2
+    lo = g["start"].to_numpy(float) - half
+    hi = g["end"].to_numpy(float) + half
+    return (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
+
+
+# --------------------------------------------------------------------- main
+def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlocks, *,
+                      snps: Iterable | None = None, genes: pd.DataFrame | None = None,
+                      condition_number: float = 30.0, within_mb: float | None = None,
+                      repair: str | None = "clip", min_eigenvalue: float = 1e-8,
+                      backend: Backend | str = "cpu", progress: bool = False,
+                      kernel: str | None = None) -> GeneCorrelation:
+    """The gene–gene correlation matrix (see the module docstring).
+
+    ``models``: tissue → model. ``covariance``: the LD reference (SNP covariance blocks of any
+    grouping, e.g. per gene or per LD region; pairs of SNPs never in a common block count as
+    uncorrelated). ``snps``: the SNP set (e.g. the GWAS's SNPs); None: all. ``genes``: table
+    with ``gene`` (id or symbol), ``chromosome`` and, for ``within_mb``, ``start``/``end``;
+    without it chromosomes come from ``varID`` keys (``chr1_…``) or all genes form one group.
+    """
+    be = get_backend(backend)
+    if not condition_number > 0:
+        raise InputError("condition_number must be positive (the reference uses 30)")
+    keep = None if snps is None else pd.Index(pd.unique(np.asarray(list(snps), dtype=object)))
+    ids, LD = _sparse_ld(covariance, keep)
+    sindex = pd.Index(ids)
+    parts = []
+    for tissue, m in sorted(models.items()):
+        if m.empty:
+            continue
+        w = m.weights[["gene", "snp", "weight"]]
+        w = w.loc[w["snp"].isin(sindex)]
+        parts.append(w.assign(tissue=tissue))
+    if not parts:
+        raise InputError("gene correlations: no model SNP is in the LD reference (check the "
+                         "SNP key: rsid vs varID)")
+    W = pd.concat(parts, ignore_index=True)
+    names = pd.concat([m.extra.set_index("gene")["gene_name"] for m in models.values()])
+    names = names[~names.index.duplicated()]
+    # per gene: the union of its SNPs, as one pseudo-block for the within-gene Gram matrix
+    W["col_key"] = W["gene"] + "\x00" + W["tissue"]
+    gene_ids = np.sort(W["gene"].unique())
+    W["gi"] = pd.Index(gene_ids).get_indexer(W["gene"])
+    W = W.sort_values(["gi", "tissue"], kind="mergesort")
+    W["col"] = W.groupby("gi", sort=False)["tissue"].transform(
+        lambda s: pd.factorize(s)[0]).astype(np.int64)
+    W["s"] = sindex.get_indexer(W["snp"])
+    per_gene = _within_gene(W, LD, condition_number, be, kernel)
+    # whitened weights Ŵ: one column per kept component
+    A_rows, A_cols, A_vals = [], [], []
+    kept = np.zeros(len(gene_ids), np.int64)
+    n_t = np.zeros(len(gene_ids), np.int64)
+    offs = 0
+    comp_start = np.zeros(len(gene_ids), np.int64)
+    for gi, (Wg_snp, Wg_col, Wg_w, n_ok, A) in enumerate(per_gene):
+        comp_start[gi] = offs
+        if A is None:
+            continue
+        # Ŵ_g = W_g · Aᵀ (SNPs × k_g); A already holds D^−½
+        uniq, inv = np.unique(Wg_snp, return_inverse=True)
+        Wd = np.zeros((uniq.size, A.shape[1]))
+        Wd[inv, Wg_col] = Wg_w
+        H = Wd @ A.T  # SNPs × k
+        rr, cc = np.nonzero(H)
+        A_rows.append(uniq[rr])
+        A_cols.append(offs + cc)
+        A_vals.append(H[rr, cc])
+        kept[gi] = A.shape[0]
+        n_t[gi] = n_ok
+        offs += A.shape[0]
+    gtab = _gene_table(list(gene_ids), names, genes, W)
+    gtab["n_tissues"] = n_t
+    gtab["k"] = kept
+    usable = kept > 0
+    if not usable.any():
+        raise InputError("gene correlations: no gene has a tissue model with SNPs in the LD "
+                         "reference")
+    Wh = sp.csc_matrix((np.concatenate(A_vals), (np.concatenate(A_rows), np.concatenate(A_cols))),
+                       shape=(len(ids), int(offs)))
+    comp_gene = np.repeat(np.arange(len(gene_ids)), kept)
+    gtab = gtab.loc[usable].copy()
+    gtab["_gi"] = np.flatnonzero(usable)
+    gtab["_start"] = pd.to_numeric(gtab["start"], errors="coerce")
+    gtab = gtab.sort_values(["chromosome", "_start", "gene"], kind="mergesort",
+                            key=lambda s: s.map(_chrom_key) if s.name == "chromosome" else s)
+    order_of_gi = np.full(len(gene_ids), -1, np.int64)
+    order_of_gi[gtab["_gi"].to_numpy()] = np.arange(len(gtab))
+    n_out = len(gtab)
+    blocks, reports = [], []
+    for chrom, grp in track(list(gtab.groupby("chromosome", sort=False)), "gene correlations",
+                            enabled=progress):
+        gis = grp["_gi"].to_numpy()
+        cols = np.concatenate([np.arange(comp_start[g], comp_start[g] + kept[g]) for g in gis])
+        Wc = Wh[:, cols]
+        if be.is_gpu:
+            T = _gpu_product(be, Wc, LD)
+        else:
+            T = (Wc.T @ (LD @ Wc)).tocoo()
+        cg = order_of_gi[comp_gene[cols]]
+        local = cg - cg.min()
+        ng = len(gis)
+        R = sp.coo_matrix((T.data ** 2, (local[T.row], local[T.col])), shape=(ng, ng)).toarray()
+        kk = kept[gis].astype(float)
+        R /= np.sqrt(np.outer(kk, kk))
+        R = (R + R.T) / 2
+        np.fill_diagonal(R, 1.0)
+        rep = {"chromosome": chrom, "genes": ng}
+        R, b, a, fro, mx = _pd_repair(R, repair, min_eigenvalue)
+        rep.update(min_eig_before=b, min_eig_after=a, frobenius_change=fro, max_abs_change=mx)
+        if within_mb is not None:
+            R = np.where(_distance_mask(grp, within_mb), R, 0.0)
+            R, b, a, fro, mx = _pd_repair(R, repair, min_eigenvalue)
+            rep.update(filtered_min_eig_before=b, filtered_min_eig_after=a,
+                       filtered_frobenius_change=fro, filtered_max_abs_change=mx)
+        reports.append(rep)
+        first = int(order_of_gi[gis].min())
+        blocks.append((first, sp.coo_matrix(R)))
+    rows = np.concatenate([b.row + f for f, b in blocks])
+    cols = np.concatenate([b.col + f for f, b in blocks])
+    data = np.concatenate([b.data for f, b in blocks])
+    M = sp.csr_matrix((data, (rows, cols)), shape=(n_out, n_out))
+    out_genes = gtab.drop(columns=["_gi", "_start"]).reset_index(drop=True)
+    params = {"condition_number": condition_number, "within_mb": within_mb, "repair": repair,
+              "min_eigenvalue": min_eigenvalue, "snps_in_ld": int(len(ids))}
+    return GeneCorrelation(M, out_genes, pd.DataFrame(reports), params)
+
+
+def _chrom_key(c):
+    c = str(c)
+    return (0, int(c), "") if c.isdigit() else (1, 0, c)
+
+
+def _within_gene(W: pd.DataFrame, LD: sp.csr_matrix, condition_number: float, be, kernel):
+    """Per gene: (SNP codes, usable-tissue column, weight, usable tissues, A = diag(s^−½)Vᵀ[:k]D^−½)."""
+    from .covariance import CovarianceBlocks
+
+    groups = [g for _, g in W.groupby("gi", sort=True)]
+    # one pseudo covariance block per gene: Γ over the gene's SNP union
+    snps_g, vals, sizes = [], [], []
+    for g in groups:
+        u = np.unique(g["s"].to_numpy())
+        snps_g.append(u)
+        sizes.append(u.size)
+        vals.append(LD[u][:, u].toarray().ravel())
+    sizes = np.asarray(sizes, np.int64)
+    snp_off = np.zeros(len(groups) + 1, np.int64)
+    np.cumsum(sizes, out=snp_off[1:])
+    cov_off = np.zeros(len(groups), np.int64)
+    np.cumsum((sizes * sizes)[:-1], out=cov_off[1:])
+    pseudo = CovarianceBlocks(genes=np.arange(len(groups)), snps=np.concatenate(snps_g),
+                              snp_off=snp_off, values=np.concatenate(vals), cov_off=cov_off,
+                              has_diag=np.ones(int(sizes.sum()), bool), n_in_cov=sizes)
+    rows = np.concatenate([snp_off[i] + np.searchsorted(snps_g[i], g["s"].to_numpy())
+                           for i, g in enumerate(groups)])
+    colsv = np.concatenate([g["col"].to_numpy() for g in groups])
+    m = np.array([int(g["col"].max()) + 1 for g in groups], np.int64)
+    Gs = gram(pseudo, np.arange(len(groups)), rows, colsv,
+              np.concatenate([g["weight"].to_numpy() for g in groups]), m, backend=be,
+              kernel=kernel)
+    out = []
+    for g, G in zip(groups, Gs):
+        var = np.diag(G).copy()
+        ok = var > 0
+        if not ok.any():
+            out.append((None, None, None, 0, None))
+            continue
+        remap = np.cumsum(ok) - 1
+        sel = ok[g["col"].to_numpy()]
+        d = np.sqrt(var[ok])
+        C = G[np.ix_(ok, ok)] / d[:, None] / d[None, :]
+        _, s, Vt = np.linalg.svd(C)
+        k = max(1, int((s >= s[0] / condition_number).sum()))
+        A = (Vt[:k] / np.sqrt(s[:k])[:, None]) / d[None, :]
+        out.append((g["s"].to_numpy()[sel], remap[g["col"].to_numpy()[sel]],
+                    g["weight"].to_numpy()[sel], int(ok.sum()), A))
+    return out
+
+
+
+def _gpu_product(be, Wc, LD):
+    import cupyx.scipy.sparse as csp
+
+    Wg = csp.csc_matrix(Wc)
+    T = (Wg.T @ (csp.csr_matrix(LD) @ Wg)).tocoo()
+    return sp.coo_matrix((be.to_host(T.data), (be.to_host(T.row), be.to_host(T.col))),
+                         shape=T.shape)
+
+
+def pairwise_reference(models: Mapping[str, ModelDB], covariance: CovarianceBlocks, *,
+                       snps: Iterable | None = None, condition_number: float = 30.0,
+                       chromosome: Mapping[str, str] | None = None,
+                       pairs: Iterable[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """The definition, one gene pair at a time (the reference's algorithm; slow): r_ij for
+    every pair of genes on the same chromosome (``chromosome``: gene → chromosome; None: all
+    one group), or only for ``pairs``. No positive-definiteness repair. Returns a dense frame
+    over the genes with a usable tissue, in sorted gene order. Used by tests and ``bench/``."""
+    keep = None if snps is None else pd.Index(pd.unique(np.asarray(list(snps), dtype=object)))
+    ids, LD = _sparse_ld(covariance, keep)
+    sindex = pd.Index(ids)
+    by_gene: dict[str, dict[str, pd.Series]] = {}
+    for tissue, m in sorted(models.items()):
+        for gene, w in m.weights.groupby("gene", sort=False):
+            w = w.loc[w["snp"].isin(sindex)]
+            if len(w):
+                by_gene.setdefault(gene, {})[tissue] = pd.Series(
+                    w["weight"].to_numpy(), index=sindex.get_indexer(w["snp"]))
+
+    def tissue_vectors(gene, snp_union):
+        pos = {s: i for i, s in enumerate(snp_union)}
+        out = []
+        for tissue in sorted(by_gene[gene]):
+            v = np.zeros(len(snp_union))
+            ser = by_gene[gene][tissue]
+            v[[pos[s] for s in ser.index]] = ser.to_numpy()
+            out.append(v)
+        return np.array(out).T  # SNPs × tissues
+
+    svd: dict[str, tuple] = {}
+
+    def gene_svd(gene):
+        if gene not in svd:
+            u = np.unique(np.concatenate([s.index.to_numpy() for s in by_gene[gene].values()]))
+            Wg = tissue_vectors(gene, u)
+            G = Wg.T @ LD[u][:, u].toarray() @ Wg
+            var = np.diag(G)
+            ok = var > 0
+            if not ok.any():
+                svd[gene] = None
+            else:
+                C = G[np.ix_(ok, ok)] / np.sqrt(np.outer(var[ok], var[ok]))
+                _, s, Vt = np.linalg.svd(C)
+                k = max(1, int((s >= s[0] / condition_number).sum()))
+                svd[gene] = (u, ok, var, s[:k], Vt[:k])
+        return svd[gene]
+
+    genes = sorted(g for g in by_gene if gene_svd(g) is not None)
+    out = pd.DataFrame(np.eye(len(genes)), index=genes, columns=genes)
+    todo = pairs if pairs is not None else [
+        (a, b) for i, a in enumerate(genes) for b in genes[i + 1:]
+        if chromosome is None or chromosome.get(a) == chromosome.get(b)]
+    for a, b in todo:
+        ua, oka, vara, sa, Va = gene_svd(a)
+        ub, okb, varb, sb, Vb = gene_svd(b)
+        Wa = tissue_vectors(a, ua)[:, oka]
+        Wb = tissue_vectors(b, ub)[:, okb]
+        Cab = (Wa.T @ LD[ua][:, ub].toarray() @ Wb) / np.sqrt(np.outer(vara[oka], varb[okb]))
+        T = np.diag(sa ** -0.5) @ Va @ Cab @ Vb.T @ np.diag(sb ** -0.5)
+        out.loc[a, b] = out.loc[b, a] = (T ** 2).sum() / np.sqrt(sa.size * sb.size)
+    return out

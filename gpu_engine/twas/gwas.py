@@ -1,0 +1,295 @@
+"""GWAS summary statistics: reading with user-mapped columns, z derivation, harmonization.
+
+Semantics are MetaXcan's (``M03_betas`` / ``SPrediXcan``), which users' results depend on:
+
+- Columns are mapped per file: a declared column missing from a file is ignored, so files of
+  one study may carry different statistics (``--gwas_folder`` input). The SNP and allele
+  columns must exist.
+- Ids without the substring ``rs`` are dropped unless ``keep_non_rsid``.
+- z comes, **per file**, from: a z column; else |z| = −Φ⁻¹(p/2) with the sign of beta (or
+  log OR, or a ``+``/``-`` sign column; ``sign(0) = 0``); else beta/se (or log OR/se). A row
+  whose chosen input is NA gets NaN (it is not rescued from another column).
+- p = 0 gives |z| = −Φ⁻¹(min(smallest non-zero p of the file's loaded rows, fix)/2), fix =
+  1e-50 by default; ``input_pvalue_fix=0`` gives ±∞. When ``snps`` is given, only rows of
+  those SNPs are loaded (S-PrediXcan loads the current model's SNPs).
+- z is stored as float64(float32(z)), as the reference does.
+- :func:`harmonize`: inner join with the model's SNPs; alleles upper-cased; a row is kept only
+  if {effect, non-effect} == {eff_allele, ref_allele}; z and beta are negated when the
+  effect allele is the model's ref allele. Strand flips are not rescued.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import InputError, InputFileNotFoundError, preview
+
+DEFAULT_PVALUE_FIX = 1e-50
+
+
+@dataclass
+class GwasColumns:
+    """Column names of a GWAS file (MetaXcan's ``--*_column`` flags and defaults)."""
+
+    snp: str = "SNP"
+    effect_allele: str = "A1"
+    non_effect_allele: str = "A2"
+    zscore: str | None = None
+    pvalue: str | None = None
+    beta: str | None = None
+    se: str | None = None
+    odds_ratio: str | None = None
+    beta_sign: str | None = None
+    chromosome: str | None = None
+    position: str | None = None
+
+    def validate(self) -> None:
+        if self.zscore:
+            return
+        if self.pvalue:
+            if not (self.beta or self.odds_ratio or self.beta_sign):
+                raise InputError("GWAS columns: a p-value column needs a sign: give a beta, odds "
+                                 "ratio or beta-sign column (--beta_column / --or_column / "
+                                 "--beta_sign_column)")
+            return
+        if self.se:
+            if not (self.beta or self.odds_ratio):
+                raise InputError("GWAS columns: a standard-error column needs a beta or odds "
+                                 "ratio column (--beta_column / --or_column)")
+            return
+        raise InputError("GWAS columns: no way to get z: give a z-score column, or a p-value "
+                         "column with beta / odds ratio / beta sign, or beta (or odds ratio) "
+                         "with a standard-error column")
+
+
+@dataclass
+class Gwas:
+    """Parsed GWAS: ``frame`` with ``snp, effect_allele, non_effect_allele, zscore, beta,
+    source_file`` (plus ``se``/``pvalue`` where given); ``files`` one row per file with the z
+    source and counts."""
+
+    frame: pd.DataFrame
+    files: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def gwas_files(folder: str | os.PathLike, pattern: str | None = None) -> list[Path]:
+    """The files of ``folder`` whose names match ``pattern`` (a regular expression, searched as
+    MetaXcan does), sorted by name."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputFileNotFoundError(f"GWAS folder {root} does not exist")
+    rx = re.compile(pattern) if pattern else None
+    files = sorted(f for f in root.iterdir() if f.is_file() and (rx is None or rx.search(f.name)))
+    if not files:
+        raise InputError(f"{root}: no GWAS file matches the pattern {pattern!r}")
+    return files
+
+
+def _opener(path: Path):
+    with open(path, "rb") as fh:
+        return gzip.open if fh.read(2) == b"\x1f\x8b" else open
+
+
+def _header_line(path: Path, skip_until_header: str | None) -> tuple[int, str]:
+    with _opener(path)(path, "rt") as fh:
+        for i, line in enumerate(fh):
+            if skip_until_header is None or line.startswith(skip_until_header):
+                return i, line.rstrip("\r\n")
+    if skip_until_header is None:
+        raise InputError(f"{path}: the GWAS file is empty")
+    raise InputError(f"{path}: no line starts with the header {skip_until_header!r} "
+                     "(--skip_until_header)")
+
+
+def _read_frame(path: Path, usecols: list[str], separator: str | None,
+                skip_until_header: str | None, string_cols: Sequence[str]) -> pd.DataFrame:
+    skip, header = _header_line(path, skip_until_header)
+    if separator is None and "\t" in header and header.split("\t") == header.split():
+        separator = "\t"  # pure tabs: the fast parser; anything else: any whitespace
+    names = header.split(separator) if separator else header.split()
+    missing = [c for c in usecols if c not in names]
+    if missing:
+        raise InputError(f"{path}: no column {preview(missing)} (columns: {preview(names, 12)}); "
+                         "name the right ones with --snp_column / --effect_allele_column / "
+                         "--non_effect_allele_column")
+    dtype = {c: str for c in string_cols if c in usecols}
+    kw = dict(usecols=usecols, dtype=dtype, na_values=["NA", "na", "NaN", "nan", "."],
+              keep_default_na=True, skiprows=skip, compression="infer")
+    try:
+        if separator is None:
+            return pd.read_csv(path, sep=r"\s+", **kw)
+        try:
+            return pd.read_csv(path, sep=separator, engine="pyarrow", **kw)
+        except Exception:  # ragged lines etc.: the C parser gives the clearer error
+            return pd.read_csv(path, sep=separator, **kw)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot parse the GWAS file ({exc})") from None
+
+
+def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    try:
+        return pd.to_numeric(df[col]).to_numpy(np.float64)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: column {col!r} is not numeric ({exc})") from None
+
+
+def read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, *,
+                   separator: str | None = None, skip_until_header: str | None = None,
+                   input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
+                   snps=None) -> tuple[pd.DataFrame, dict]:
+    """Parse one GWAS file (see the module docstring). Returns the frame and a report."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileNotFoundError(f"GWAS file {p} does not exist")
+    c = columns or GwasColumns()
+    c.validate()
+    _, header = _header_line(p, skip_until_header)
+    present = set(header.split(separator) if separator else header.split())
+    stat = {k: v for k, v in asdict(c).items() if v and v in present
+            and k not in ("snp", "effect_allele", "non_effect_allele")}
+    base = [c.snp, c.effect_allele, c.non_effect_allele]
+    usecols = list(dict.fromkeys(base + list(stat.values())))
+    df = _read_frame(p, usecols, separator, skip_until_header,
+                     string_cols=base + [v for k, v in stat.items()
+                                         if k in ("beta_sign", "chromosome")])
+    rep = {"file": p.name, "rows": len(df)}
+    snp = df[c.snp].astype(str)
+    keep = (np.ones(len(df), bool) if keep_non_rsid
+            else snp.str.contains("rs", regex=False).to_numpy(dtype=bool, copy=True))
+    rep["non_rsid_dropped"] = int((~keep).sum())
+    if snps is not None:
+        keep &= snp.isin(snps).to_numpy()
+    df = df.loc[keep]
+    out = pd.DataFrame({"snp": snp[keep].to_numpy(),
+                        "effect_allele": df[c.effect_allele].astype(str).str.upper().to_numpy(),
+                        "non_effect_allele": df[c.non_effect_allele].astype(str).str.upper()
+                        .to_numpy()})
+    beta = None
+    if "odds_ratio" in stat:
+        oratio = _numeric(df, stat["odds_ratio"], p)
+        if np.any(oratio <= 0):
+            raise InputError(f"{p}: column {stat['odds_ratio']!r} (odds ratio) has values ≤ 0; "
+                             "was a beta given as --or_column?")
+        beta = np.log(oratio)
+    elif "beta" in stat:
+        beta = _numeric(df, stat["beta"], p)
+    if "zscore" in stat:
+        z = _numeric(df, stat["zscore"], p)
+        rep["z_from"] = "zscore"
+    elif "pvalue" in stat:
+        pv = _numeric(df, stat["pvalue"], p)
+        if beta is not None:
+            sign = np.sign(beta)
+        elif "beta_sign" in stat:
+            sign = np.where(df[stat["beta_sign"]].astype(str).isin(["+", "1", "1.0"]), 1.0, -1.0)
+        else:
+            raise InputError(f"{p}: has p-values but no beta, odds ratio or sign column to sign "
+                             "them; map one with --beta_column / --or_column / --beta_sign_column")
+        zero = pv == 0
+        rep["zero_pvalues"] = int(zero.sum())
+        if zero.any():
+            if input_pvalue_fix:
+                nonzero = pv[(pv > 0) & np.isfinite(pv)]
+                fill = min(nonzero.min(), input_pvalue_fix) if nonzero.size else input_pvalue_fix
+                pv = np.where(zero, fill, pv)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = -stats.norm.ppf(pv / 2.0) * sign
+        rep["z_from"] = "pvalue"
+    elif "se" in stat and beta is not None:
+        se = _numeric(df, stat["se"], p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = beta / se
+        rep["z_from"] = "beta/se"
+    else:
+        want = [x for x in (c.zscore, c.pvalue, c.se) if x]
+        raise InputError(f"{p}: no usable z: none of the columns {preview(want)} is in this "
+                         f"file (columns: {preview(sorted(present), 12)}); map a z-score, a "
+                         "p-value with a sign, or beta with its standard error")
+    out["zscore"] = np.asarray(z, np.float32).astype(np.float64)
+    out["beta"] = beta if beta is not None else np.nan
+    if "se" in stat:
+        out["se"] = _numeric(df, stat["se"], p)
+    if "pvalue" in stat:
+        out["pvalue"] = _numeric(df, stat["pvalue"], p)
+    out["source_file"] = p.name
+    rep["loaded"] = len(out)
+    rep["non_finite_z"] = int((~np.isfinite(out["zscore"].to_numpy())).sum())
+    return out, rep
+
+
+def read_gwas(source, columns: GwasColumns | None = None, *, file_pattern: str | None = None,
+              separator: str | None = None, skip_until_header: str | None = None,
+              input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
+              snps=None) -> Gwas:
+    """Read GWAS summary statistics from a file, a list of files, or a folder (files matching
+    ``file_pattern``, parsed independently and concatenated in name order)."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        files = gwas_files(source, file_pattern)
+    elif isinstance(source, (str, os.PathLike)):
+        files = [Path(source)]
+    else:
+        files = [Path(f) for f in source]
+    if snps is not None and not isinstance(snps, (set, frozenset, pd.Index)):
+        snps = pd.Index(pd.unique(np.asarray(list(snps), dtype=object)))
+    frames, reps = [], []
+    for f in files:
+        fr, rep = read_gwas_file(f, columns, separator=separator,
+                                 skip_until_header=skip_until_header,
+                                 input_pvalue_fix=input_pvalue_fix,
+                                 keep_non_rsid=keep_non_rsid, snps=snps)
+        frames.append(fr)
+        reps.append(rep)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Gwas(frame, pd.DataFrame(reps))
+
+
+HARMONIZE_REPORT = ("model_snps", "in_gwas", "kept", "flipped", "allele_mismatch",
+                    "duplicated", "missing_from_gwas", "non_finite_z")
+
+
+def harmonize(gwas: Gwas | pd.DataFrame, alleles: pd.DataFrame, *,
+              finite_only: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Align GWAS rows to a model's alleles.
+
+    ``alleles``: one row per model SNP with ``snp, eff_allele, ref_allele``. Returns a frame
+    with ``snp, zscore, beta`` (signed for the model's ``eff_allele``; plus ``source_file``)
+    and a report with counts (``HARMONIZE_REPORT``): model SNPs, found in the GWAS, kept,
+    flipped, dropped for allele mismatch (incl. strand flips), duplicated GWAS rows (the first
+    is used), model SNPs missing from the GWAS, kept SNPs whose z is not finite.
+    ``finite_only`` drops the latter (S-PrediXcan does; S-MultiXcan's SNP set keeps them).
+    """
+    g = gwas.frame if isinstance(gwas, Gwas) else gwas
+    a = alleles.drop_duplicates("snp")
+    m = g.merge(a[["snp", "eff_allele", "ref_allele"]], on="snp", how="inner", sort=False)
+    dup = m.duplicated("snp")
+    m = m.loc[~dup]
+    ea = m["effect_allele"].to_numpy()
+    nea = m["non_effect_allele"].to_numpy()
+    eff = m["eff_allele"].to_numpy()
+    ref = m["ref_allele"].to_numpy()
+    same = (ea == eff) & (nea == ref)
+    swap = (ea == ref) & (nea == eff) & ~same
+    ok = same | swap
+    sign = np.where(swap, -1.0, 1.0)[ok]
+    out = pd.DataFrame({"snp": m["snp"].to_numpy()[ok],
+                        "zscore": m["zscore"].to_numpy()[ok] * sign,
+                        "beta": m["beta"].to_numpy()[ok] * sign})
+    if "source_file" in m:
+        out["source_file"] = m["source_file"].to_numpy()[ok]
+    finite = np.isfinite(out["zscore"].to_numpy())
+    report = {"model_snps": int(len(a)), "in_gwas": int(len(m)), "kept": int(ok.sum()),
+              "flipped": int(swap.sum()), "allele_mismatch": int((~ok).sum()),
+              "duplicated": int(dup.sum()), "missing_from_gwas": int(len(a) - len(m)),
+              "non_finite_z": int((~finite).sum())}
+    if finite_only:
+        out = out.loc[finite].reset_index(drop=True)
+    return out, report
