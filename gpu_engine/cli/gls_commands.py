@@ -45,9 +45,9 @@ def _read_lv_model(path: Path):
 
 
 def _read_gene_corr(path: Path):
-    from ..io import read_matrix
+    from ..twas import read_gene_corr
 
-    return read_matrix(path, what="gene correlation matrix")
+    return read_gene_corr(path)
 
 
 def _read_traits(path: Path, *, with_counts: bool, name_pattern: str | None, progress: bool):
@@ -108,8 +108,9 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
                    "pvalue, n, n_indep, …; genes matched by gene_name, duplicates keep the "
                    "first), one such file, or a genes × traits matrix of p-values.")
 @click.option("--gene-corr", type=click.Path(exists=True, path_type=Path), required=True,
-              help="Genes × genes correlation matrix (Parquet; first column the genes), e.g. "
-                   "the cohort's 'within 5 Mb' matrix.")
+              help="Genes × genes correlation matrix (Parquet; first column the genes) or the "
+                   "condensed folder of `twas gene-corr`, e.g. the cohort's 'within 5 Mb' "
+                   "matrix.")
 @click.option("--covars", default=None, help=_COVARS_HELP)
 @click.option("--covariates", type=click.Path(exists=True, path_type=Path), default=None,
               help="Covariates table when --traits is a matrix: long 'trait, gene, n, "

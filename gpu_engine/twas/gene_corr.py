@@ -24,6 +24,7 @@ intervals, each widened by d/2 Mb on both sides, overlap; positive definiteness 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from .covariance import CovarianceBlocks
 from .models import ModelDB
 from .quadratic import gram, snp_table
 
+log = logging.getLogger(__name__)
 _VARID_CHR = re.compile(r"^(?:chr)?([0-9XYMT]+)_")
 
 
@@ -60,10 +62,18 @@ class GeneCorrelation:
     params: dict = field(default_factory=dict)
 
     def to_frame(self, labels: str = "gene") -> pd.DataFrame:
-        """Dense genes × genes DataFrame labelled by ``gene`` ids or ``gene_name``."""
-        lab = self.genes[labels].astype(str).to_numpy()
-        return pd.DataFrame(self.matrix.toarray(), index=pd.Index(lab, name="gene"),
-                            columns=lab)
+        """Dense genes × genes DataFrame labelled by ``gene`` ids or ``gene_name``. Where two
+        genes share a symbol, the first (in chromosome order) is kept and the rest logged."""
+        lab = self.genes[labels].astype(str)
+        keep = ~lab.duplicated().to_numpy()
+        if not keep.all():
+            log.warning("gene correlations: %d gene(s) share a %s with an earlier gene and are "
+                        "left out: %s", int((~keep).sum()), labels,
+                        preview(self.genes["gene"][~keep]))
+        idx = np.flatnonzero(keep)
+        M = self.matrix[idx][:, idx].toarray()
+        lab = lab.to_numpy()[idx]
+        return pd.DataFrame(M, index=pd.Index(lab, name="gene"), columns=lab)
 
     def save(self, path: str | os.PathLike, *, labels: str = "gene") -> None:
         """The condensed form: a folder with ``genes.parquet`` (order, positions, chromosome)

@@ -102,11 +102,14 @@ def _opener(path: Path):
 def _header_line(path: Path, skip_until_header: str | None) -> tuple[int, str]:
     with _opener(path)(path, "rt") as fh:
         for i, line in enumerate(fh):
-            if skip_until_header is None or line.startswith(skip_until_header):
+            if skip_until_header is None:
                 return i, line.rstrip("\r\n")
+            at = line.find(skip_until_header)
+            if at >= 0:  # junk may precede the header on its own line
+                return i, line[at:].rstrip("\r\n")
     if skip_until_header is None:
         raise InputError(f"{path}: the GWAS file is empty")
-    raise InputError(f"{path}: no line starts with the header {skip_until_header!r} "
+    raise InputError(f"{path}: no line contains the header {skip_until_header!r} "
                      "(--skip_until_header)")
 
 
@@ -122,8 +125,10 @@ def _read_frame(path: Path, usecols: list[str], separator: str | None,
                          "name the right ones with --snp_column / --effect_allele_column / "
                          "--non_effect_allele_column")
     dtype = {c: str for c in string_cols if c in usecols}
-    kw = dict(usecols=usecols, dtype=dtype, na_values=["NA", "na", "NaN", "nan", "."],
-              keep_default_na=True, skiprows=skip, compression="infer")
+    kw = dict(header=None, names=names, usecols=usecols, dtype=dtype,
+              na_values=["NA", "na", "NaN", "nan", "."], keep_default_na=True,
+              skiprows=skip + 1,
+              compression="gzip" if _opener(path) is gzip.open else None)
     try:
         if separator is None:
             return pd.read_csv(path, sep=r"\s+", **kw)
