@@ -186,9 +186,15 @@ def _pd_repair(block: np.ndarray, repair: str | None, min_eigenvalue: float) -> 
         d = np.sqrt(np.diag(fixed))
         fixed = fixed / d[:, None] / d[None, :]
     elif repair == "corr_nearest":
+        import warnings
+
         from statsmodels.stats.correlation_tools import corr_nearest
 
-        fixed = corr_nearest(block, threshold=min_eigenvalue, n_fact=100)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fixed = corr_nearest(block, threshold=min_eigenvalue, n_fact=100)
+        if caught:
+            log.warning("corr_nearest: %s", caught[-1].message)
     else:
         raise InputError(f"unknown positive-definiteness repair {repair!r}: use 'clip', "
                          "'corr_nearest' or None")
@@ -237,10 +243,10 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
         w = m.weights[["gene", "snp", "weight"]]
         w = w.loc[w["snp"].isin(sindex)]
         parts.append(w.assign(tissue=tissue))
-    if not parts:
-        raise InputError("gene correlations: no model SNP is in the LD reference (check the "
-                         "SNP key: rsid vs varID)")
-    W = pd.concat(parts, ignore_index=True)
+    W = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if W.empty:
+        raise InputError("gene correlations: no model SNP is in the LD reference ∩ the SNP set "
+                         "(check the SNP key: rsid vs varID)")
     names = pd.concat([m.extra.set_index("gene")["gene_name"] for m in models.values()])
     names = names[~names.index.duplicated()]
     # per gene: the union of its SNPs, as one pseudo-block for the within-gene Gram matrix
