@@ -121,7 +121,7 @@ def _sparse_ld(cov: CovarianceBlocks, keep_snps: np.ndarray | None):
     tab = snp_table(cov)
     ok = np.isfinite(tab["var"].to_numpy())
     if keep_snps is not None:
-        ok &= tab["snp"].isin(keep_snps).to_numpy()
+        ok &= pd.Index(keep_snps).get_indexer(tab["snp"]) >= 0
     ids = pd.unique(tab["snp"].to_numpy()[ok])
     ids = np.sort(np.asarray(ids, dtype=object))
     code = pd.Index(ids).get_indexer(tab["snp"].to_numpy())  # −1: unusable SNP
@@ -241,7 +241,7 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
         if m.empty:
             continue
         w = m.weights[["gene", "snp", "weight"]]
-        w = w.loc[w["snp"].isin(sindex)]
+        w = w.loc[sindex.get_indexer(w["snp"]) >= 0]
         parts.append(w.assign(tissue=tissue))
     W = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if W.empty:
@@ -412,7 +412,7 @@ def pairwise_reference(models: Mapping[str, ModelDB], covariance: CovarianceBloc
     by_gene: dict[str, dict[str, pd.Series]] = {}
     for tissue, m in sorted(models.items()):
         for gene, w in m.weights.groupby("gene", sort=False):
-            w = w.loc[w["snp"].isin(sindex)]
+            w = w.loc[sindex.get_indexer(w["snp"]) >= 0]
             if len(w):
                 by_gene.setdefault(gene, {})[tissue] = pd.Series(
                     w["weight"].to_numpy(), index=sindex.get_indexer(w["snp"]))

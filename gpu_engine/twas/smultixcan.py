@@ -28,7 +28,7 @@ from scipy import stats
 from ..backend import Backend
 from ..errors import InputError
 from .covariance import CovarianceBlocks
-from .gwas import Gwas, harmonize
+from .gwas import Gwas, harmonize, member
 from .models import ModelDB
 from .quadratic import gram, snp_table
 
@@ -61,7 +61,7 @@ def _weights(models: Mapping[str, ModelDB], gwas) -> pd.DataFrame:
         w = model.weights[["gene", "snp", "weight"]]
         if gwas is not None:
             h, _ = harmonize(gwas, model.alleles())
-            w = w.loc[w["snp"].isin(h["snp"])]
+            w = w.loc[member(w["snp"], h["snp"].to_numpy())]
         parts.append(w.assign(tissue=tissue))
     if not parts:
         return pd.DataFrame(columns=["gene", "snp", "weight", "tissue"])

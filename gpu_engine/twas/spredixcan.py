@@ -19,7 +19,7 @@ from scipy import stats
 
 from ..backend import Backend
 from .covariance import CovarianceBlocks
-from .gwas import Gwas, harmonize
+from .gwas import Gwas, harmonize, member
 from .models import ModelDB
 from .quadratic import gram, snp_table
 
@@ -54,7 +54,7 @@ def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.Dat
     h = h.loc[np.isfinite(h["zscore"].to_numpy())].drop_duplicates("snp")
     genes = model.extra["gene"]
     tab = snp_table(covariance)
-    tab = tab.loc[tab["gene"].isin(genes)]
+    tab = tab.loc[member(tab["gene"], genes.to_numpy())]
     w = tab.merge(model.weights[["gene", "snp", "weight"]], on=["gene", "snp"], how="inner")
     w = w.merge(h[["snp", "zscore", "beta"]], on="snp", how="inner")
     w = w.loc[np.isfinite(w["var"].to_numpy())]
