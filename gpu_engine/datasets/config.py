@@ -21,6 +21,7 @@ class WorldConfig:
     Traits: ``null_fraction`` are pure null; the others belong to one of ``n_trait_clusters``
     clusters, each with ``modules_per_cluster`` causal modules; gene z = signal + MVN(0, R).
     Drugs: ``targeted_drug_fraction`` act on a causal module of a disease.
+    TWAS: ``twas`` adds SNP-level inputs (models, covariances, LD, one trait's GWAS).
     """
 
     n_genes: int = 1000
@@ -29,6 +30,7 @@ class WorldConfig:
     n_samples: int = 300
     n_traits: int = 120
     n_tissues: int = 5
+    twas: bool = True
     n_drugs: int = 60
     n_trait_clusters: int = 4
     modules_per_cluster: int = 2

@@ -12,6 +12,10 @@
     drugs/signatures.parquet       genes × drugs signatures (first column ``gene``)
     drugs/gold_standard.tsv        drug, disease, label
     trait_disease.tsv              trait, disease
+    twas/                          SNP-level TWAS inputs in the real formats, for one trait:
+                                   models/TW_<tissue>.db (PredictDB), covariances/TW_<tissue>
+                                   .txt.gz, ld.txt.gz (LD reference), genes.tsv,
+                                   gwas/<trait>.tsv.gz (GWAS summary statistics)
     truth/                         the planted truth (see :class:`World.truth`)
 
 Everything is deterministic by ``seed``: each component draws from its own random stream,
@@ -42,7 +46,7 @@ from .genome import LDFactor, ld_factor, make_genes
 
 FORMAT = "gpu_engine.world/1"
 _STREAMS = {"genome": 1, "pathways": 2, "modules": 3, "gene_params": 4, "expression": 5,
-            "trait_design": 6, "traits": 7, "tissue_models": 8, "drugs": 9}
+            "trait_design": 6, "traits": 7, "tissue_models": 8, "drugs": 9, "twas": 10}
 
 # GTEx v8 tissue names (the 49 tissues of the MASHR models), used to name synthetic tissues.
 GTEX_TISSUES = (
@@ -98,7 +102,7 @@ class _Builder:
 
     def run(self) -> None:
         steps = [self.genome, self.pathways, self.modules, self.expression, self.trait_design,
-                 self.traits, self.drugs, self.manifest]
+                 self.traits, self.twas, self.drugs, self.manifest]
         for step in track(steps, "world", total=len(steps), enabled=self.progress):
             step()
 
@@ -309,6 +313,32 @@ class _Builder:
         self.stats["n_null_traits"] = int(self.is_null.sum())
 
     # ------------------------------------------------------------------ drugs
+    # ------------------------------------------------------------------ TWAS inputs
+    def twas(self) -> None:
+        """SNP-level inputs (models, covariances, LD, GWAS) for the first non-null trait: its
+        GWAS carries, for each gene, twice the trait's planted gene-level signal (modules'
+        effects × profile) through the gene's tissue models (``truth/twas_genes.parquet``)."""
+        if not self.cfg.twas:
+            return
+        from .twas import make_twas_world, write_twas_world
+
+        trait = int(np.flatnonzero(~self.is_null)[0])
+        signal = self.profile @ self.effects[:, trait]
+        tw = make_twas_world(genes=self.genes, tissues=self.tissues,
+                             seed=self.seed * 1000 + _STREAMS["twas"])
+        ids = self.genes["gene_id"].to_numpy()
+        # γ = 2 × signal: with a few small models per gene, the planted signal of a module's
+        # fringe genes would otherwise be below what one GWAS can detect
+        effects = {g: 2.0 * float(v) for g, v in zip(ids, signal) if abs(v) >= 0.5}
+        root = write_twas_world(tw, self.root / "twas", effects=effects, gwas_seed=self.seed)
+        name = self.trait_names[trait]
+        (root / "gwas" / "gwas.tsv.gz").rename(root / "gwas" / f"{name}.tsv.gz")
+        write_table(pd.DataFrame({"gene_id": ids, "gene": self.genes["gene"].to_numpy(),
+                                  "trait": name, "signal": signal,
+                                  "causal": np.abs(signal) >= 0.5}),
+                    self.root / "truth" / "twas_genes.parquet")
+        self.stats["twas_causal_genes"] = len(effects)
+
     def drugs(self) -> None:
         cfg, rng = self.cfg, _rng(self.seed, "drugs")
         diseases = [f"DIS{c + 1:03d}" for c in range(cfg.n_trait_clusters)]
@@ -468,6 +498,15 @@ class World:
     def iter_expression(self):
         return iter_matrix_parts(self.path / "expression", what="expression")
 
+    @property
+    def twas_path(self) -> Path:
+        """``twas/``: models/, covariances/, ld.txt.gz, genes.tsv, gwas/<trait>.tsv.gz."""
+        p = self.path / "twas"
+        if not p.is_dir():
+            raise InputFileNotFoundError(f"{self.path}: this world has no TWAS inputs "
+                                         "(generated with twas=False or an older version)")
+        return p
+
     def smultixcan_path(self, trait: str) -> Path:
         return self.path / "smultixcan" / f"{trait}-smultixcan.txt"
 
@@ -498,7 +537,8 @@ class World:
         ``Z`` (genes × modules loadings), ``B`` (modules × samples scores), ``traits`` (trait,
         is_null, cluster, disease), ``trait_modules`` (trait, module, signed effect),
         ``clusters`` (cluster, module, sign), ``drug_modules`` (drug, module, direction,
-        strength)."""
+        strength), ``twas_genes`` (gene_id, gene, trait, signal, causal: the planted
+        gene-level signal of the trait whose GWAS is under ``twas/``)."""
         base = self.path / "truth"
         if name == "Z":
             return read_matrix(base / "Z.parquet", what="true loadings")
@@ -507,5 +547,5 @@ class World:
         path = base / f"{name}.parquet"
         if not path.exists():
             raise InputError(f"unknown truth table {name!r}; choose one of modules, Z, B, "
-                             "traits, trait_modules, clusters, drug_modules")
+                             "traits, trait_modules, clusters, drug_modules, twas_genes")
         return read_table(path)

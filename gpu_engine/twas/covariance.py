@@ -195,3 +195,64 @@ def read_covariance(path: str | os.PathLike, *, genes=None) -> CovarianceBlocks:
     return CovarianceBlocks(genes=gnames, snps=snames[keys % S], snp_off=snp_off,
                             values=values, cov_off=cov_off[:-1], has_diag=has_diag,
                             n_in_cov=n_in_cov, source=str(p))
+
+
+def sparse_ld(cov: CovarianceBlocks, keep_snps: np.ndarray | None):
+    """One sparse Γ over all SNPs with a variance (∩ ``keep_snps``), from blocks of any
+    grouping: ``(sorted SNP ids, CSR matrix)``. A pair in two blocks takes the first block's
+    value; pairs never in a common block are 0."""
+    import scipy.sparse as sp
+
+    from .quadratic import snp_table
+
+    tab = snp_table(cov)
+    ok = np.isfinite(tab["var"].to_numpy())
+    if keep_snps is not None:
+        ok &= pd.Index(keep_snps).get_indexer(tab["snp"]) >= 0
+    ids = pd.unique(tab["snp"].to_numpy()[ok])
+    ids = np.sort(np.asarray(ids, dtype=object))
+    code = pd.Index(ids).get_indexer(tab["snp"].to_numpy())  # −1: unusable SNP
+    rows, cols, vals = [], [], []
+    n = cov.sizes
+    for g in range(len(cov)):
+        a = int(cov.snp_off[g])
+        cg = code[a:a + n[g]]
+        sel = np.flatnonzero(cg >= 0)
+        if not sel.size:
+            continue
+        blk = cov.values[cov.cov_off[g]:cov.cov_off[g] + n[g] * n[g]].reshape(n[g], n[g])
+        sub = blk[np.ix_(sel, sel)]
+        ii, jj = np.nonzero(sub)
+        rows.append(cg[sel][ii])
+        cols.append(cg[sel][jj])
+        vals.append(sub[ii, jj])
+    if not rows:
+        return ids, sp.csr_matrix((len(ids), len(ids)))
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    key = r.astype(np.int64) * len(ids) + c
+    _, first = np.unique(key, return_index=True)  # a pair in two blocks: the first value
+    G = sp.csr_matrix((v[first], (r[first], c[first])), shape=(len(ids), len(ids)))
+    return ids, G
+
+
+def gene_blocks(LD, members, labels=None, ids=None) -> CovarianceBlocks:
+    """Dense per-gene blocks cut from a sparse Γ: gene i's block is Γ over the SNP codes
+    ``members[i]`` (their union, sorted). ``ids`` (SNP ids of the codes) and ``labels`` (gene
+    ids) name them; by default codes and positions are used."""
+    snps_g, vals, sizes = [], [], []
+    for u in members:
+        u = np.unique(np.asarray(u, np.int64))
+        snps_g.append(u)
+        sizes.append(u.size)
+        vals.append(LD[u][:, u].toarray().ravel())
+    sizes = np.asarray(sizes, np.int64)
+    snp_off = np.zeros(sizes.size + 1, np.int64)
+    np.cumsum(sizes, out=snp_off[1:])
+    cov_off = np.zeros(sizes.size, np.int64)
+    np.cumsum((sizes * sizes)[:-1], out=cov_off[1:])
+    codes = np.concatenate(snps_g) if snps_g else np.zeros(0, np.int64)
+    return CovarianceBlocks(
+        genes=np.asarray(labels if labels is not None else np.arange(sizes.size), dtype=object),
+        snps=np.asarray(ids, dtype=object)[codes] if ids is not None else codes,
+        snp_off=snp_off, values=np.concatenate(vals) if vals else np.zeros(0), cov_off=cov_off,
+        has_diag=np.ones(int(sizes.sum()), bool), n_in_cov=sizes, source="<per-gene blocks>")

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from ..backend import Backend, get_backend
 from ..errors import InputError, preview
 from ..progress import track
-from .covariance import CovarianceBlocks
+from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .models import ModelDB
 from .quadratic import gram, snp_table
 
@@ -116,38 +116,6 @@ def read_gene_corr(path: str | os.PathLike) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------- pieces
-def _sparse_ld(cov: CovarianceBlocks, keep_snps: np.ndarray | None):
-    """Global sparse Γ over the SNPs with a variance (∩ ``keep_snps``): (ids, CSR)."""
-    tab = snp_table(cov)
-    ok = np.isfinite(tab["var"].to_numpy())
-    if keep_snps is not None:
-        ok &= pd.Index(keep_snps).get_indexer(tab["snp"]) >= 0
-    ids = pd.unique(tab["snp"].to_numpy()[ok])
-    ids = np.sort(np.asarray(ids, dtype=object))
-    code = pd.Index(ids).get_indexer(tab["snp"].to_numpy())  # −1: unusable SNP
-    rows, cols, vals = [], [], []
-    n = cov.sizes
-    for g in range(len(cov)):
-        a = int(cov.snp_off[g])
-        cg = code[a:a + n[g]]
-        sel = np.flatnonzero(cg >= 0)
-        if not sel.size:
-            continue
-        blk = cov.values[cov.cov_off[g]:cov.cov_off[g] + n[g] * n[g]].reshape(n[g], n[g])
-        sub = blk[np.ix_(sel, sel)]
-        ii, jj = np.nonzero(sub)
-        rows.append(cg[sel][ii])
-        cols.append(cg[sel][jj])
-        vals.append(sub[ii, jj])
-    if not rows:
-        return ids, sp.csr_matrix((len(ids), len(ids)))
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    key = r.astype(np.int64) * len(ids) + c
-    _, first = np.unique(key, return_index=True)  # a pair in two blocks: the first value
-    G = sp.csr_matrix((v[first], (r[first], c[first])), shape=(len(ids), len(ids)))
-    return ids, G
-
-
 def _gene_table(genes_in: list[str], names: pd.Series, genes: pd.DataFrame | None,
                 weights: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"gene": genes_in})
@@ -234,7 +202,7 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
     if not condition_number > 0:
         raise InputError("condition_number must be positive (the reference uses 30)")
     keep = None if snps is None else pd.Index(pd.unique(np.asarray(list(snps), dtype=object)))
-    ids, LD = _sparse_ld(covariance, keep)
+    ids, LD = sparse_ld(covariance, keep)
     sindex = pd.Index(ids)
     parts = []
     for tissue, m in sorted(models.items()):
@@ -344,26 +312,11 @@ def _chrom_key(c):
 
 def _within_gene(W: pd.DataFrame, LD: sp.csr_matrix, condition_number: float, be, kernel):
     """Per gene: (SNP codes, usable-tissue column, weight, usable tissues, A = diag(s^−½)Vᵀ[:k]D^−½)."""
-    from .covariance import CovarianceBlocks
-
     groups = [g for _, g in W.groupby("gi", sort=True)]
-    # one pseudo covariance block per gene: Γ over the gene's SNP union
-    snps_g, vals, sizes = [], [], []
-    for g in groups:
-        u = np.unique(g["s"].to_numpy())
-        snps_g.append(u)
-        sizes.append(u.size)
-        vals.append(LD[u][:, u].toarray().ravel())
-    sizes = np.asarray(sizes, np.int64)
-    snp_off = np.zeros(len(groups) + 1, np.int64)
-    np.cumsum(sizes, out=snp_off[1:])
-    cov_off = np.zeros(len(groups), np.int64)
-    np.cumsum((sizes * sizes)[:-1], out=cov_off[1:])
-    pseudo = CovarianceBlocks(genes=np.arange(len(groups)), snps=np.concatenate(snps_g),
-                              snp_off=snp_off, values=np.concatenate(vals), cov_off=cov_off,
-                              has_diag=np.ones(int(sizes.sum()), bool), n_in_cov=sizes)
-    rows = np.concatenate([snp_off[i] + np.searchsorted(snps_g[i], g["s"].to_numpy())
-                           for i, g in enumerate(groups)])
+    pseudo = gene_blocks(LD, [g["s"].to_numpy() for g in groups])
+    rows = np.concatenate([pseudo.snp_off[i] + np.searchsorted(
+        pseudo.snps[pseudo.snp_off[i]:pseudo.snp_off[i + 1]], g["s"].to_numpy())
+        for i, g in enumerate(groups)])
     colsv = np.concatenate([g["col"].to_numpy() for g in groups])
     m = np.array([int(g["col"].max()) + 1 for g in groups], np.int64)
     Gs = gram(pseudo, np.arange(len(groups)), rows, colsv,
@@ -407,7 +360,7 @@ def pairwise_reference(models: Mapping[str, ModelDB], covariance: CovarianceBloc
     one group), or only for ``pairs``. No positive-definiteness repair. Returns a dense frame
     over the genes with a usable tissue, in sorted gene order. Used by tests and ``bench/``."""
     keep = None if snps is None else pd.Index(pd.unique(np.asarray(list(snps), dtype=object)))
-    ids, LD = _sparse_ld(covariance, keep)
+    ids, LD = sparse_ld(covariance, keep)
     sindex = pd.Index(ids)
     by_gene: dict[str, dict[str, pd.Series]] = {}
     for tissue, m in sorted(models.items()):

@@ -27,7 +27,7 @@ from scipy import stats
 
 from ..backend import Backend
 from ..errors import InputError
-from .covariance import CovarianceBlocks
+from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .gwas import Gwas, harmonize, member
 from .models import ModelDB
 from .quadratic import gram, snp_table
@@ -68,6 +68,19 @@ def _weights(models: Mapping[str, ModelDB], gwas) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _per_gene_blocks(ld: CovarianceBlocks, w: pd.DataFrame) -> CovarianceBlocks:
+    """An LD reference in blocks that are not genes (LD regions, chromosomes): cut one block
+    per gene over its model SNPs."""
+    ids, LD = sparse_ld(ld, None)
+    index = pd.Index(ids)
+    genes, members = [], []
+    for gene, g in w.groupby("gene", sort=False):
+        code = index.get_indexer(g["snp"])
+        genes.append(gene)
+        members.append(code[code >= 0])
+    return gene_blocks(LD, members, labels=genes, ids=ids)
+
+
 def _solve(R: np.ndarray, z: np.ndarray, c: float) -> dict:
     """The per-gene statistics for a batch of same-size R (B, t, t) and z (B, t)."""
     lam = np.linalg.eigvalsh(R)[:, -1]
@@ -89,7 +102,8 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
                kernel: str | None = None) -> pd.DataFrame:
     """S-MultiXcan for every gene of ``models`` (tissue → model).
 
-    ``covariance``: the global SNP covariance (blocks per gene). ``spredixcan``: tissue →
+    ``covariance``: the global SNP covariance: blocks per gene (MetaXcan's file), or any LD
+    reference whose blocks are regions (then each gene's block is cut from it). ``spredixcan``: tissue →
     S-PrediXcan results (``gene``, ``zscore``). ``condition_number``: the SVD truncation
     (usually 30; no default, as in the reference). ``gwas``: the parsed GWAS whose aligned SNPs
     form the SNP set (None: every model SNP). Rows sorted by (pvalue, status).
@@ -104,6 +118,8 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
     z = z.loc[np.isfinite(z["zscore"].to_numpy()) & z["tissue"].isin(list(models))
               & z["gene"].isin(names["gene"])].sort_values(["gene", "tissue"])
     w = _weights(models, gwas).merge(z[["gene", "tissue"]], on=["gene", "tissue"])
+    if not any(g in covariance for g in z["gene"].unique()):
+        covariance = _per_gene_blocks(covariance, w)
     tab = snp_table(covariance)
     w = w.merge(tab.loc[np.isfinite(tab["var"].to_numpy()), ["gene", "snp", "row", "block"]],
                 on=["gene", "snp"])
