@@ -39,6 +39,8 @@ import math
 import numpy as np
 from numba import cuda, float64, njit, prange
 
+from ._arrays import array_module
+
 MAX_Q = 16  # largest Gram matrix the kernels solve: intercept, LV, ≤ 13 covariates, y
 _WORK_COLS = MAX_Q + 3  # scratch of one regression: factor, z, β, L⁻¹e
 THREADS = 128
@@ -232,7 +234,7 @@ def _student_t_sf_cuda_kernel(t, df, out):
 def student_t_sf_cuda(t, df):
     """CUDA kernel: P(T > t) elementwise; ``t``, ``df`` 1-D float64 (cupy, or NumPy in the
     simulator) of the same length."""
-    xp = _xp(t)
+    xp = array_module(t)
     out = xp.empty(t.shape[0], xp.float64)
     if t.shape[0]:
         _student_t_sf_cuda_kernel[_blocks(t.shape[0]), THREADS](t, df, out)
@@ -376,7 +378,7 @@ def _gls_gram_cuda(lv_gram, trait_gram, cross, ub, wub, yb, wyb, G):
 
 def gls_gram_cuda(lv_gram, trait_gram, cross, ub, wub, yb, wyb):
     """Launch the CUDA Gram kernel (cupy arrays, or NumPy in the simulator)."""
-    xp = _xp(cross)
+    xp = array_module(cross)
     Lc, T, m = cross.shape
     if m + 2 > MAX_Q:
         raise ValueError(f"at most {MAX_Q - 3} covariates are supported")
@@ -463,7 +465,7 @@ def _gls_stats_cuda(G, n, col, out):
 
 def gls_stats_cuda(G, n, col=1):
     """Launch the CUDA statistics kernel (cupy arrays, or NumPy in the simulator)."""
-    xp = _xp(G)
+    xp = array_module(G)
     G = xp.ascontiguousarray(G, dtype=xp.float64)
     N, q, _ = G.shape
     if q > MAX_Q:
@@ -476,14 +478,6 @@ def gls_stats_cuda(G, n, col=1):
 
 
 # --------------------------------------------------------------------- helpers
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
-
-
 def _blocks(n_items: int) -> int:
     return max(1, min(65535, -(-n_items // THREADS)))
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, njit, prange
 
+from ._arrays import array_module
+
 THREADS = 128
 
 
@@ -188,7 +190,7 @@ def _enet_cd_cuda(G, c, idx, l1, l2, u, r, tol, max_sweeps, sweeps):
 def enet_cd_cuda(G, c, idx, l1, l2, u, tol=1e-10, max_sweeps=100_000):
     """CUDA kernel, one block per LV. Arrays are cupy (or NumPy in the simulator); ``u`` is
     updated in place; returns sweeps (same array kind)."""
-    xp = _xp(u)
+    xp = array_module(u)
     k, m = idx.shape
     r = xp.empty((k, m), xp.float64)
     sweeps = xp.zeros(k, xp.int64)
@@ -205,13 +207,6 @@ def enet_cd_cuda(G, c, idx, l1, l2, u, tol=1e-10, max_sweeps=100_000):
 def _vec(xp, v, k):
     return xp.array(xp.broadcast_to(xp.asarray(v, dtype=xp.float64), (k,)))  # a writable copy
 
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 CUDA_SIGNATURES = {

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, njit, prange
 
+from ._arrays import array_module
+
 THREADS = 128
 
 
@@ -115,7 +117,7 @@ def segmented_gram_cuda(cov, cov_off, W, w_off, n, m, out_off, out, threads: int
     cupy (or NumPy in the simulator); fills ``out`` in place."""
     if not len(n):
         return out
-    xp = _xp(W)
+    xp = array_module(W)
     scratch = xp.empty_like(W)
     if threads is None:
         threads = 32 if int(W.size) <= 32 * max(len(n), 1) else THREADS
@@ -123,13 +125,6 @@ def segmented_gram_cuda(cov, cov_off, W, w_off, n, m, out_off, out, threads: int
                                                        out, scratch)
     return out
 
-
-def _xp(a):
-    if type(a).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 CUDA_SIGNATURES = {

@@ -281,3 +281,16 @@ def test_smultixcan_status_codes(mx, models):
     res = smultixcan({"Whole_Blood": models["Whole_Blood"]}, cov, sp, condition_number=30)
     assert set(res["status"]) == {-2}
     assert res["pvalue"].isna().all()
+
+
+@pytest.mark.gpu
+def test_spredixcan_and_smultixcan_on_gpu(mx, models):
+    m = models["Whole_Blood"]
+    a, _ = _spredixcan(mx, m, "Whole_Blood")
+    b, _ = _spredixcan(mx, m, "Whole_Blood", backend="gpu")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-12)
+    cov = read_covariance(mx / "meta_covariance" / "snps_covariance.txt.gz")
+    sp = {f.stem[3:]: pd.read_csv(f) for f in (mx / "golden" / "spredixcan").glob("TW_*.csv")}
+    c = smultixcan(models, cov, sp, condition_number=30)
+    d = smultixcan(models, cov, sp, condition_number=30, backend="gpu")
+    np.testing.assert_allclose(c["pvalue"].astype(float), d["pvalue"].astype(float), rtol=1e-10)

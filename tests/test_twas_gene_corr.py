@@ -136,3 +136,11 @@ def test_chromosomes_from_varid_keys(cohort):
     gc = gene_correlations(models, ld2)
     by = dict(zip(cohort.genes["gene"], cohort.genes["chromosome"].astype(str)))
     assert all(by[g] == c for g, c in zip(gc.genes["gene"], gc.genes["chromosome"]))
+
+
+@pytest.mark.gpu
+def test_gpu_backend_equals_cpu(cohort, result):
+    gc = gene_correlations(cohort.models, cohort.ld, genes=cohort.genes, repair=None,
+                           backend="gpu")
+    np.testing.assert_allclose(gc.matrix.toarray(), result.matrix.toarray(), rtol=1e-10,
+                               atol=1e-12)

@@ -15,13 +15,14 @@ cross-gene products as one sparse matrix product per chromosome.
 """
 
 from .covariance import CovarianceBlocks, read_covariance
-from .gene_corr import GeneCorrelation, gene_correlations, pairwise_reference, read_gene_corr
+from .gene_corr import (GeneCorrelation, PairwiseReference, gene_correlations, pairwise_reference,
+                        read_gene_corr)
 from .gwas import Gwas, GwasColumns, harmonize, read_gwas, read_gwas_file
 from .models import ModelDB, model_files, read_model_db
 from .smultixcan import smultixcan, write_smultixcan
 from .spredixcan import spredixcan, write_spredixcan
 
-__all__ = ["CovarianceBlocks", "read_covariance", "GeneCorrelation", "gene_correlations",
+__all__ = ["CovarianceBlocks", "read_covariance", "GeneCorrelation", "PairwiseReference", "gene_correlations",
            "pairwise_reference", "read_gene_corr", "Gwas", "GwasColumns", "harmonize",
            "read_gwas", "read_gwas_file", "ModelDB", "model_files", "read_model_db",
            "smultixcan", "write_smultixcan", "spredixcan", "write_spredixcan"]

@@ -351,64 +351,80 @@ def _gpu_product(be, Wc, LD):
                          shape=T.shape)
 
 
+class PairwiseReference:
+    """The definition, one gene pair at a time — the reference's algorithm (slow; tests and
+    ``bench/``). Construction indexes the weights and the LD (setup); :meth:`gene` computes
+    and caches a gene's tissue SVD; :meth:`pair` computes r_ij for one pair."""
+
+    def __init__(self, models: Mapping[str, ModelDB], covariance: CovarianceBlocks, *,
+                 snps: Iterable | None = None, condition_number: float = 30.0):
+        keep = None if snps is None else pd.Index(pd.unique(np.asarray(list(snps),
+                                                                        dtype=object)))
+        ids, self.LD = sparse_ld(covariance, keep)
+        sindex = pd.Index(ids)
+        self.c = condition_number
+        self.by_gene: dict[str, dict[str, pd.Series]] = {}
+        for tissue, m in sorted(models.items()):
+            for gene, w in m.weights.groupby("gene", sort=False):
+                code = sindex.get_indexer(w["snp"])
+                if (code >= 0).any():
+                    self.by_gene.setdefault(gene, {})[tissue] = pd.Series(
+                        w["weight"].to_numpy()[code >= 0], index=code[code >= 0])
+        self.svd: dict[str, tuple | None] = {}
+
+    def vectors(self, gene, snp_union) -> np.ndarray:
+        """SNPs × tissues weight matrix of ``gene`` over ``snp_union`` (tissues by name)."""
+        pos = {s: i for i, s in enumerate(snp_union)}
+        out = []
+        for tissue in sorted(self.by_gene[gene]):
+            v = np.zeros(len(snp_union))
+            ser = self.by_gene[gene][tissue]
+            v[[pos[s] for s in ser.index]] = ser.to_numpy()
+            out.append(v)
+        return np.array(out).T
+
+    def gene(self, gene):
+        """(SNP union, usable tissues, variances, kept singular values, kept Vᵀ rows)."""
+        if gene not in self.svd:
+            u = np.unique(np.concatenate([x.index.to_numpy()
+                                          for x in self.by_gene[gene].values()]))
+            Wg = self.vectors(gene, u)
+            G = Wg.T @ self.LD[u][:, u].toarray() @ Wg
+            var = np.diag(G)
+            ok = var > 0
+            if not ok.any():
+                self.svd[gene] = None
+            else:
+                C = G[np.ix_(ok, ok)] / np.sqrt(np.outer(var[ok], var[ok]))
+                _, s_, Vt = np.linalg.svd(C)
+                k = max(1, int((s_ >= s_[0] / self.c).sum()))
+                self.svd[gene] = (u, ok, var, s_[:k], Vt[:k])
+        return self.svd[gene]
+
+    def pair(self, a, b) -> float:
+        ua, oka, vara, sa, Va = self.gene(a)
+        ub, okb, varb, sb, Vb = self.gene(b)
+        Wa = self.vectors(a, ua)[:, oka]
+        Wb = self.vectors(b, ub)[:, okb]
+        Cab = (Wa.T @ self.LD[ua][:, ub].toarray() @ Wb) / np.sqrt(np.outer(vara[oka],
+                                                                             varb[okb]))
+        T = np.diag(sa ** -0.5) @ Va @ Cab @ Vb.T @ np.diag(sb ** -0.5)
+        return float((T ** 2).sum() / np.sqrt(sa.size * sb.size))
+
+
 def pairwise_reference(models: Mapping[str, ModelDB], covariance: CovarianceBlocks, *,
                        snps: Iterable | None = None, condition_number: float = 30.0,
                        chromosome: Mapping[str, str] | None = None,
                        pairs: Iterable[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """The definition, one gene pair at a time (the reference's algorithm; slow): r_ij for
-    every pair of genes on the same chromosome (``chromosome``: gene → chromosome; None: all
-    one group), or only for ``pairs``. No positive-definiteness repair. Returns a dense frame
-    over the genes with a usable tissue, in sorted gene order. Used by tests and ``bench/``."""
-    keep = None if snps is None else pd.Index(pd.unique(np.asarray(list(snps), dtype=object)))
-    ids, LD = sparse_ld(covariance, keep)
-    sindex = pd.Index(ids)
-    by_gene: dict[str, dict[str, pd.Series]] = {}
-    for tissue, m in sorted(models.items()):
-        for gene, w in m.weights.groupby("gene", sort=False):
-            w = w.loc[sindex.get_indexer(w["snp"]) >= 0]
-            if len(w):
-                by_gene.setdefault(gene, {})[tissue] = pd.Series(
-                    w["weight"].to_numpy(), index=sindex.get_indexer(w["snp"]))
-
-    def tissue_vectors(gene, snp_union):
-        pos = {s: i for i, s in enumerate(snp_union)}
-        out = []
-        for tissue in sorted(by_gene[gene]):
-            v = np.zeros(len(snp_union))
-            ser = by_gene[gene][tissue]
-            v[[pos[s] for s in ser.index]] = ser.to_numpy()
-            out.append(v)
-        return np.array(out).T  # SNPs × tissues
-
-    svd: dict[str, tuple] = {}
-
-    def gene_svd(gene):
-        if gene not in svd:
-            u = np.unique(np.concatenate([s.index.to_numpy() for s in by_gene[gene].values()]))
-            Wg = tissue_vectors(gene, u)
-            G = Wg.T @ LD[u][:, u].toarray() @ Wg
-            var = np.diag(G)
-            ok = var > 0
-            if not ok.any():
-                svd[gene] = None
-            else:
-                C = G[np.ix_(ok, ok)] / np.sqrt(np.outer(var[ok], var[ok]))
-                _, s, Vt = np.linalg.svd(C)
-                k = max(1, int((s >= s[0] / condition_number).sum()))
-                svd[gene] = (u, ok, var, s[:k], Vt[:k])
-        return svd[gene]
-
-    genes = sorted(g for g in by_gene if gene_svd(g) is not None)
+    """r_ij by :class:`PairwiseReference` for every pair of genes on the same chromosome
+    (``chromosome``: gene → chromosome; None: all one group), or only for ``pairs``. No
+    positive-definiteness repair. A dense frame over the genes with a usable tissue, sorted."""
+    ref = PairwiseReference(models, covariance, snps=snps, condition_number=condition_number)
+    genes = sorted(g for g in ref.by_gene if ref.gene(g) is not None)
     out = pd.DataFrame(np.eye(len(genes)), index=genes, columns=genes)
     todo = pairs if pairs is not None else [
         (a, b) for i, a in enumerate(genes) for b in genes[i + 1:]
         if chromosome is None or chromosome.get(a) == chromosome.get(b)]
     for a, b in todo:
-        ua, oka, vara, sa, Va = gene_svd(a)
-        ub, okb, varb, sb, Vb = gene_svd(b)
-        Wa = tissue_vectors(a, ua)[:, oka]
-        Wb = tissue_vectors(b, ub)[:, okb]
-        Cab = (Wa.T @ LD[ua][:, ub].toarray() @ Wb) / np.sqrt(np.outer(vara[oka], varb[okb]))
-        T = np.diag(sa ** -0.5) @ Va @ Cab @ Vb.T @ np.diag(sb ** -0.5)
-        out.loc[a, b] = out.loc[b, a] = (T ** 2).sum() / np.sqrt(sa.size * sb.size)
+        out.loc[a, b] = out.loc[b, a] = ref.pair(a, b)
     return out
