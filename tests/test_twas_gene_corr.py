@@ -144,3 +144,33 @@ def test_gpu_backend_equals_cpu(cohort, result):
                            backend="gpu")
     np.testing.assert_allclose(gc.matrix.toarray(), result.matrix.toarray(), rtol=1e-10,
                                atol=1e-12)
+
+
+def test_dask_partitioned_runs_equal_local(cohort, result, tmp_path):
+    """Chromosomes (gene correlations) and tissues (S-PrediXcan) as tasks on a process-based
+    LocalCluster give exactly the single-process results."""
+    from gpu_engine.datasets.twas import write_covariance
+    from gpu_engine.distributed import get_client
+    from gpu_engine.twas import spredixcan_tissues
+
+    covs = {}
+    for t in cohort.tissues[:3]:
+        covs[t] = tmp_path / f"{t}.txt.gz"
+        write_covariance(cohort.tissue_covariance(t), covs[t])
+    models = {t: cohort.models[t] for t in covs}
+    gw = cohort.gwas({cohort.genes["gene"].iloc[0]: 5.0})
+    gwas = pd.DataFrame({"snp": gw["SNP"], "effect_allele": gw["A1"],
+                         "non_effect_allele": gw["A2"], "zscore": gw["ZSCORE"],
+                         "beta": gw["BETA"]})
+    local, rep = spredixcan_tissues(models, covs, gwas)
+    client = get_client("local", n_workers=2)
+    try:
+        dist, rep2 = spredixcan_tissues(models, covs, gwas, client=client)
+        gc = gene_correlations(cohort.models, cohort.ld, genes=cohort.genes, repair=None,
+                               client=client)
+    finally:
+        client.close()
+    for t in covs:
+        pd.testing.assert_frame_equal(local[t], dist[t])
+    assert list(rep["tissue"]) == list(covs) and (rep["genes_tested"] > 0).all()
+    np.testing.assert_array_equal(gc.matrix.toarray(), result.matrix.toarray())

@@ -395,6 +395,9 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
               "eigenvalues (fast) or statsmodels' corr_nearest (the reference's choice).")
 @click.option("--labels", type=click.Choice(["gene", "gene_name"]), default="gene_name",
               show_default=True, help="Label genes by id or symbol (GLS uses symbols).")
+@click.option("--scheduler", default=None,
+              help="Run chromosomes on a Dask cluster: 'local', 'local-cuda' or a scheduler "
+              "address. Results are identical to a single-process run.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="A folder (condensed: genes.parquet + pairs.parquet) or a .parquet/.tsv "
               "file (dense genes × genes).")
@@ -434,11 +437,18 @@ def gene_corr_cmd(obj: Obj, **kw) -> None:
             snps = _gwas_snp_ids(kw["gwas_snps"], kw["snp_column"])
         genes = read_table(kw["genes_path"], what="gene table") if kw["genes_path"] else None
         cov = read_covariance(kw["snp_covariance"])
-        res = gene_correlations(models, cov, snps=snps, genes=genes,
-                                condition_number=kw["condition_number"],
-                                within_mb=kw["within_mb"],
-                                repair=None if kw["repair"] == "none" else kw["repair"],
-                                backend=be, progress=progress)
+        from ..distributed import get_client
+
+        client = get_client(kw["scheduler"])
+        try:
+            res = gene_correlations(models, cov, snps=snps, genes=genes,
+                                    condition_number=kw["condition_number"],
+                                    within_mb=kw["within_mb"],
+                                    repair=None if kw["repair"] == "none" else kw["repair"],
+                                    backend=be, progress=progress, client=client)
+        finally:
+            if client is not None:
+                client.close()
         if out.suffix in (".parquet", ".tsv", ".csv", ".gz"):
             write_matrix(res.to_frame(kw["labels"]), out, metadata=res.params)
         else:

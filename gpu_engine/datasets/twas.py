@@ -61,19 +61,32 @@ class TwasWorld:
         sd = self.snps["sd"].to_numpy()
         pos = self.snps["position"].to_numpy(float)
         blk = self.snps["block"].to_numpy()
+        ids = self.snps["snp"].to_numpy(dtype=object)
+        code = idx.get_indexer(w["snp"])
+        gene_col = w["gene"].to_numpy(dtype=object)
+        order = np.argsort(gene_col, kind="stable")
+        bounds = np.flatnonzero(gene_col[order][1:] != gene_col[order][:-1]) + 1
+        parts = np.split(order, bounds) if order.size else []
+        sizes = np.array([len(p) for p in parts])
         out = []
-        for gene, g in w.groupby("gene", sort=False):
-            r = idx.get_indexer(g["snp"])
-            r = r[np.argsort(pos[r], kind="stable")]
-            i, j = np.triu_indices(r.size)
-            a, b = r[i], r[j]
+        for k in np.unique(sizes):  # all genes with k model SNPs at once
+            sel = [parts[i] for i in np.flatnonzero(sizes == k)]
+            r = code[np.stack(sel)]                                  # genes × k
+            r = np.take_along_axis(r, np.argsort(pos[r], axis=1, kind="stable"), 1)
+            i, j = np.triu_indices(k)
+            a, b = r[:, i].ravel(), r[:, j].ravel()
             val = np.where(blk[a] == blk[b], sd[a] * sd[b] *
                            np.exp(-np.abs(pos[a] - pos[b]) / (self._decay * 1e3)), 0.0)
-            out.append(pd.DataFrame({"GENE": gene, "RSID1": self.snps["snp"].to_numpy()[a],
-                                     "RSID2": self.snps["snp"].to_numpy()[b], "VALUE": val}))
+            genes = np.repeat(gene_col[[p[0] for p in sel]], i.size)
+            out.append(pd.DataFrame({"GENE": genes, "RSID1": ids[a], "RSID2": ids[b],
+                                     "VALUE": val}))
         if not out:
             return pd.DataFrame(columns=["GENE", "RSID1", "RSID2", "VALUE"])
-        return pd.concat(out, ignore_index=True)
+        # rows of a gene contiguous, genes in first-appearance order of the model
+        df = pd.concat(out, ignore_index=True)
+        first = {g: n for n, g in enumerate(pd.unique(w["gene"]))}
+        return df.iloc[np.argsort(df["GENE"].map(first).to_numpy(), kind="stable")] \
+            .reset_index(drop=True)
 
     def gwas(self, effects: dict | None = None, *, seed: int = 1) -> pd.DataFrame:
         """GWAS summary statistics (``SNP A1 A2 BETA SE P ZSCORE``, A1 the effect allele) over

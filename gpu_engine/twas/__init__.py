@@ -5,7 +5,8 @@ users have (PredictDB SQLite models, MetaXcan SNP covariance files, GWAS summary
 - :func:`read_covariance` — ``GENE RSID1 RSID2 VALUE`` covariance files as dense blocks;
 - :func:`read_gwas`, :class:`GwasColumns`, :func:`harmonize` — GWAS parsing, z derivation and
   allele alignment with MetaXcan's semantics;
-- :func:`spredixcan`, :func:`smultixcan` — the reference's statistics and output columns;
+- :func:`spredixcan` (one tissue), :func:`spredixcan_tissues` (many, optionally over Dask),
+  :func:`smultixcan` — the reference's statistics and output columns;
 - :func:`gene_correlations` → :class:`GeneCorrelation` (dense or condensed output, read back
   by :func:`read_gene_corr` and by ``gpu-engine gls``).
 
@@ -20,9 +21,10 @@ from .gene_corr import (GeneCorrelation, PairwiseReference, gene_correlations, p
 from .gwas import Gwas, GwasColumns, harmonize, read_gwas, read_gwas_file
 from .models import ModelDB, model_files, read_model_db
 from .smultixcan import smultixcan, write_smultixcan
-from .spredixcan import spredixcan, write_spredixcan
+from .spredixcan import spredixcan, spredixcan_tissues, write_spredixcan
 
 __all__ = ["CovarianceBlocks", "read_covariance", "GeneCorrelation", "PairwiseReference", "gene_correlations",
            "pairwise_reference", "read_gene_corr", "Gwas", "GwasColumns", "harmonize",
            "read_gwas", "read_gwas_file", "ModelDB", "model_files", "read_model_db",
-           "smultixcan", "write_smultixcan", "spredixcan", "write_spredixcan"]
+           "smultixcan", "write_smultixcan", "spredixcan", "spredixcan_tissues",
+           "write_spredixcan"]

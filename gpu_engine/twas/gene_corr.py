@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from ..backend import Backend, get_backend
 from ..errors import InputError, preview
-from ..progress import track
+from ..distributed import map_tasks
 from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .models import ModelDB
 from .quadratic import gram, snp_table
@@ -189,7 +189,7 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
                       condition_number: float = 30.0, within_mb: float | None = None,
                       repair: str | None = "clip", min_eigenvalue: float = 1e-8,
                       backend: Backend | str = "cpu", progress: bool = False,
-                      kernel: str | None = None) -> GeneCorrelation:
+                      client=None, kernel: str | None = None) -> GeneCorrelation:
     """The gene–gene correlation matrix (see the module docstring).
 
     ``models``: tissue → model. ``covariance``: the LD reference (SNP covariance blocks of any
@@ -197,6 +197,8 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
     uncorrelated). ``snps``: the SNP set (e.g. the GWAS's SNPs); None: all. ``genes``: table
     with ``gene`` (id or symbol), ``chromosome`` and, for ``within_mb``, ``start``/``end``;
     without it chromosomes come from ``varID`` keys (``chr1_…``) or all genes form one group.
+    ``client``: a Dask client; chromosomes then run as Dask tasks (the LD matrix is broadcast
+    once). Results are identical with and without it.
     """
     be = get_backend(backend)
     if not condition_number > 0:
@@ -266,35 +268,21 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
     order_of_gi = np.full(len(gene_ids), -1, np.int64)
     order_of_gi[gtab["_gi"].to_numpy()] = np.arange(len(gtab))
     n_out = len(gtab)
-    blocks, reports = [], []
-    for chrom, grp in track(list(gtab.groupby("chromosome", sort=False)), "gene correlations",
-                            enabled=progress):
+    tasks = []
+    for chrom, grp in gtab.groupby("chromosome", sort=False):
         gis = grp["_gi"].to_numpy()
         cols = np.concatenate([np.arange(comp_start[g], comp_start[g] + kept[g]) for g in gis])
-        Wc = Wh[:, cols]
-        if be.is_gpu:
-            T = _gpu_product(be, Wc, LD)
-        else:
-            T = (Wc.T @ (LD @ Wc)).tocoo()
         cg = order_of_gi[comp_gene[cols]]
-        local = cg - cg.min()
-        ng = len(gis)
-        R = sp.coo_matrix((T.data ** 2, (local[T.row], local[T.col])), shape=(ng, ng)).toarray()
-        kk = kept[gis].astype(float)
-        R /= np.sqrt(np.outer(kk, kk))
-        R = (R + R.T) / 2
-        np.fill_diagonal(R, 1.0)
-        rep = {"chromosome": chrom, "genes": ng}
-        R, b, a, fro, mx = _pd_repair(R, repair, min_eigenvalue)
-        rep.update(min_eig_before=b, min_eig_after=a, frobenius_change=fro, max_abs_change=mx)
-        if within_mb is not None:
-            R = np.where(_distance_mask(grp, within_mb), R, 0.0)
-            R, b, a, fro, mx = _pd_repair(R, repair, min_eigenvalue)
-            rep.update(filtered_min_eig_before=b, filtered_min_eig_after=a,
-                       filtered_frobenius_change=fro, filtered_max_abs_change=mx)
+        pos = grp[["start", "end"]] if within_mb is not None else None
+        tasks.append((chrom, Wh[:, cols].tocsc(), cg - cg.min(), kept[gis], pos))
+    out = map_tasks(_chromosome, tasks, client=client, progress=progress,
+                    description="gene correlations",
+                    shared={"LD": LD, "repair": repair, "min_eigenvalue": min_eigenvalue,
+                            "within_mb": within_mb, "backend": be.name})
+    blocks, reports = [], []
+    for (chrom, grp), (R, rep) in zip(gtab.groupby("chromosome", sort=False), out):
+        blocks.append((int(order_of_gi[grp["_gi"].to_numpy()].min()), sp.coo_matrix(R)))
         reports.append(rep)
-        first = int(order_of_gi[gis].min())
-        blocks.append((first, sp.coo_matrix(R)))
     rows = np.concatenate([b.row + f for f, b in blocks])
     cols = np.concatenate([b.col + f for f, b in blocks])
     data = np.concatenate([b.data for f, b in blocks])
@@ -303,6 +291,32 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
     params = {"condition_number": condition_number, "within_mb": within_mb, "repair": repair,
               "min_eigenvalue": min_eigenvalue, "snps_in_ld": int(len(ids))}
     return GeneCorrelation(M, out_genes, pd.DataFrame(reports), params)
+
+
+def _chromosome(chrom, Wc, local, kept, positions, *, LD, repair, min_eigenvalue, within_mb,
+                backend):
+    """One chromosome: T = ŴᵀΓŴ, r_ij = block sums of T² / √(k_i k_j), the positive-
+    definiteness check/repair and the distance filter. Returns (dense R, report row)."""
+    be = get_backend(backend)
+    if be.is_gpu:
+        T = _gpu_product(be, Wc, LD)
+    else:
+        T = (Wc.T @ (LD @ Wc)).tocoo()
+    ng = len(kept)
+    R = sp.coo_matrix((T.data ** 2, (local[T.row], local[T.col])), shape=(ng, ng)).toarray()
+    kk = np.asarray(kept, float)
+    R /= np.sqrt(np.outer(kk, kk))
+    R = (R + R.T) / 2
+    np.fill_diagonal(R, 1.0)
+    rep = {"chromosome": chrom, "genes": ng}
+    R, b, a, fro, mx = _pd_repair(R, repair, min_eigenvalue)
+    rep.update(min_eig_before=b, min_eig_after=a, frobenius_change=fro, max_abs_change=mx)
+    if within_mb is not None:
+        R = np.where(_distance_mask(positions, within_mb), R, 0.0)
+        R, b, a, fro, mx = _pd_repair(R, repair, min_eigenvalue)
+        rep.update(filtered_min_eig_before=b, filtered_min_eig_after=a,
+                   filtered_frobenius_change=fro, filtered_max_abs_change=mx)
+    return R, rep
 
 
 def _chrom_key(c):

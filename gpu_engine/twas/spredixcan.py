@@ -93,3 +93,40 @@ def write_spredixcan(res: pd.DataFrame, path) -> None:
         out[c] = out[c].astype("Int64")
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False, na_rep="NA")
+
+
+def _one_tissue(tissue, model, covariance, *, gwas, backend):
+    from .covariance import read_covariance
+
+    cov = covariance if isinstance(covariance, CovarianceBlocks) else \
+        read_covariance(covariance, genes=model.genes)
+    res, rep = spredixcan(model, cov, gwas, backend=backend)
+    return res, dict(rep, tissue=tissue)
+
+
+def spredixcan_tissues(models, covariances, gwas: Gwas | pd.DataFrame, *,
+                       backend: Backend | str = "cpu", client=None,
+                       progress: bool = False) -> tuple[dict, pd.DataFrame]:
+    """S-PrediXcan for many tissues from one parsed GWAS.
+
+    ``models``: tissue → :class:`ModelDB`; ``covariances``: tissue → covariance file path (read
+    in the task, only the model's genes) or :class:`CovarianceBlocks`. With a Dask ``client``
+    tissues run as Dask tasks (the GWAS is broadcast once). Returns (tissue → results, one
+    report row per tissue). Note: the GWAS's p = 0 replacement uses the rows read, so read it
+    restricted to the union of the models' SNPs to match single-tissue runs.
+    """
+    from ..backend import get_backend
+    from ..distributed import map_tasks
+
+    be = get_backend(backend)
+    tissues = [t for t in models if t in covariances]
+    missing = sorted(set(models) - set(covariances))
+    if missing:
+        from ..errors import InputError
+
+        raise InputError(f"no covariance for tissue(s) {missing[:5]}; give one per model")
+    out = map_tasks(_one_tissue, [(t, models[t], covariances[t]) for t in tissues],
+                    shared={"gwas": gwas, "backend": be.name}, client=client,
+                    progress=progress, description="S-PrediXcan tissues")
+    return ({t: r for t, (r, _) in zip(tissues, out)},
+            pd.DataFrame([rep for _, rep in out]))
