@@ -259,3 +259,11 @@ def test_real_smultixcan_table(shared):
     with pytest.raises(InputError, match="missing column.*'pvalue'"):
         io.read_table(shared / "phenoplier_data" / "gls" / "random.pheno0-smultixcan-no_pvalue_column.txt",
                       required=["gene_name", "pvalue"], what="S-MultiXcan result")
+
+
+def test_member_is_a_hash_membership():
+    from gpu_engine.io import member
+
+    got = member(np.array(["a", "b", "c", "a"], dtype=object), ["a", "z"])
+    assert got.tolist() == [True, False, False, True]
+    assert member([], ["a"]).tolist() == []

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, InputFileNotFoundError
+from ..io.align import member
 
 HEADER = ("GENE", "RSID1", "RSID2", "VALUE")
 
@@ -149,7 +150,7 @@ def read_covariance(path: str | os.PathLike, *, genes=None) -> CovarianceBlocks:
         raise InputError(f"{p}: the rows of gene {gnames[gcode[at]]!r} are not contiguous "
                          f"(it reappears at data line {at + 1}); sort the file by GENE")
     if genes is not None:
-        keep_names = np.isin(gnames, np.asarray(list(genes), dtype=object))
+        keep_names = member(gnames, genes)
         rows = keep_names[gcode]
         if not rows.all():
             idx = pa.array(np.flatnonzero(rows))

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import InputError, InputFileNotFoundError, preview
+from ..io.align import member
 
 DEFAULT_PVALUE_FIX = 1e-50
 
@@ -79,14 +80,6 @@ class Gwas:
 
     frame: pd.DataFrame
     files: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def member(values, pool) -> np.ndarray:
-    """Boolean mask: which ``values`` are in ``pool`` (hash lookup; pandas' ``isin`` on Arrow
-    strings iterates in Python, which costs minutes on a 10-million-row GWAS)."""
-    if not isinstance(pool, pd.Index):
-        pool = pd.Index(pd.unique(np.asarray(list(pool), dtype=object)))
-    return pool.get_indexer(np.asarray(values, dtype=object)) >= 0
 
 
 def gwas_files(folder: str | os.PathLike, pattern: str | None = None) -> list[Path]:

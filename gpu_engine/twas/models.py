@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, InputFileNotFoundError, preview
+from ..io.align import member
 
 EXTRA_COLUMNS = {"gene": "gene", "genename": "gene_name", "n.snps.in.model": "n_snps_in_model",
                  "pred.perf.R2": "pred_perf_r2", "pred.perf.pval": "pred_perf_pval",
@@ -119,7 +120,8 @@ def read_model_db(path: str | os.PathLike, *, snp_key: str = "rsid",
         r = w[dup].iloc[0]
         raise InputError(f"{p}: SNP {r.snp!r} appears twice in the model of gene {r.gene!r}")
     # genes with weights but no extra row still get a row (names unknown)
-    lost = np.setdiff1d(w["gene"].unique(), e["gene"].to_numpy())
+    genes_w = pd.unique(w["gene"].to_numpy(dtype=object))
+    lost = genes_w[~member(genes_w, e["gene"].to_numpy(dtype=object))]
     if lost.size:
         e = pd.concat([e, pd.DataFrame({"gene": lost})], ignore_index=True)
     return ModelDB(str(p), w.reset_index(drop=True), e.reset_index(drop=True), tissue)

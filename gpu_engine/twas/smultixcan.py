@@ -28,7 +28,8 @@ from scipy import stats
 from ..backend import Backend
 from ..errors import InputError
 from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
-from .gwas import Gwas, harmonize, member
+from ..io.align import member
+from .gwas import Gwas, harmonize
 from .models import ModelDB
 from .quadratic import gram, snp_table
 
@@ -116,7 +117,7 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
                       ignore_index=True).drop_duplicates("gene")
     z = _zscores(spredixcan)
     z = z.loc[np.isfinite(z["zscore"].to_numpy()) & z["tissue"].isin(list(models))
-              & z["gene"].isin(names["gene"])].sort_values(["gene", "tissue"])
+              & member(z["gene"], names["gene"].to_numpy())].sort_values(["gene", "tissue"])
     w = _weights(models, gwas).merge(z[["gene", "tissue"]], on=["gene", "tissue"])
     if not any(g in covariance for g in z["gene"].unique()):
         covariance = _per_gene_blocks(covariance, w)

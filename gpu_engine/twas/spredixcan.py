@@ -19,7 +19,8 @@ from scipy import stats
 
 from ..backend import Backend
 from .covariance import CovarianceBlocks
-from .gwas import Gwas, harmonize, member
+from ..io.align import member
+from .gwas import Gwas, harmonize
 from .models import ModelDB
 from .quadratic import gram, snp_table
 
