@@ -49,7 +49,8 @@ def _gwas_options(f):
              help="Skip everything before this text (the start of the header)."),
         _opt("input_pvalue_fix", type=float, default=1e-50, show_default=True,
              help="p = 0 is replaced by min(smallest non-zero p, this); 0 gives infinite z."),
-        _opt("keep_non_rsid", is_flag=True, help="Keep SNP ids without 'rs'."),
+        _opt("keep_non_rsid", is_flag=True, help="Keep SNP ids without 'rs' (needed with "
+             "--model_db_snp_key varID)."),
     ]
     for o in reversed(opts):
         f = o(f)
