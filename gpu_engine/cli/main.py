@@ -312,6 +312,7 @@ def bench(obj: Obj, names: tuple[str, ...], list_only: bool, size: str, repeats:
 from . import gls_commands  # noqa: E402,F401  (registers gls, gls-null)
 from . import plier_commands  # noqa: E402,F401  (registers plier fit|project)
 from . import twas_commands  # noqa: E402,F401  (registers twas spredixcan|smultixcan|gene-corr)
+from . import ccc_commands  # noqa: E402,F401  (registers ccc)
 
 
 def main() -> None:
