@@ -1,0 +1,74 @@
+"""Clustering ensemble and consensus (issue in progress): planted clusters recovered, the
+agreement score's definition, selection, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from gpu_engine.cluster import ClusterEnsemble, agreement, consensus, select
+from gpu_engine.errors import InputError
+
+SMALL = dict(k_max=6, n_seeds=2, agglomerative_k_max=8, dbscan_min_samples_max=8,
+             dbscan_n_eps=5, family_size=25)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(120, n_features=6, centers=4, cluster_std=0.6, random_state=0)
+    return pd.DataFrame(X, index=[f"t{i}" for i in range(120)]), y
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    return ClusterEnsemble(**SMALL).fit(blobs[0])
+
+
+def test_ensemble_members_and_report(fitted):
+    rep = fitted.report_.set_index("family")
+    assert list(rep.index) == ["kmeans", "spectral", "gmm", "agglomerative", "dbscan"]
+    # two representations (z-score, PCA) × k = 2…6 × 2 seeds
+    assert (rep["kept"] <= 25).all() and rep.loc["kmeans", "generated"] == 2 * 5 * 2
+    assert rep.loc["agglomerative", "generated"] == 2 * 7 * 4
+    assert fitted.partitions_.shape == (int(rep["kept"].sum()), 120)
+    assert (fitted.members_["n_clusters"] > 1).all()
+    dbs = fitted.members_["family"] == "dbscan"
+    assert np.isnan(fitted.partitions_[dbs.to_numpy()]).any()  # noise became missing
+
+
+def test_consensus_recovers_planted_clusters(blobs, fitted):
+    table, parts = consensus(fitted.partitions_, k_range=range(2, 7))
+    best = select(table)
+    assert best.iloc[0]["k"] == 4
+    chosen = parts[table.index.get_loc(best.index[0])]
+    assert adjusted_rand_score(blobs[1], chosen) >= 0.9
+    assert set(table["method"]) == {"eac_single", "eac_complete", "eac_average", "scc_0.20",
+                                    "scc_0.25", "scc_0.30", "scc_0.50"}
+
+
+def test_agreement_is_the_weighted_ari():
+    part = np.array([0, 0, 1, 1, 2, 2])
+    ens = np.array([[0, 0, 1, 1, 2, 2], [0, np.nan, 1, 1, 0, np.nan]], float)
+    got = agreement(part, ens)
+    a1 = adjusted_rand_score(part, ens[0].astype(int))
+    ok = np.isfinite(ens[1])
+    a2 = (4 / 6) * adjusted_rand_score(part[ok], ens[1][ok].astype(int))
+    assert got["ari_mean"] == pytest.approx((a1 + a2) / 2, abs=1e-15)
+    assert got["ari_median"] == pytest.approx(np.median([a1, a2]), abs=1e-15)
+
+
+def test_bad_input():
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(10, 3)))
+    X.iloc[2, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite value at object 2"):
+        ClusterEnsemble(**SMALL).fit(X)
+    with pytest.raises(InputError, match="too few"):
+        ClusterEnsemble(**SMALL).fit(pd.DataFrame(np.eye(2)))
+    with pytest.raises(InputError, match="unknown clustering family"):
+        ClusterEnsemble(families=("kmeans", "birch"), **SMALL).fit(
+            pd.DataFrame(np.random.default_rng(1).normal(size=(20, 3))))
+    with pytest.raises(InputError, match="no k"):
+        consensus(np.array([[0, 1, 0], [1, 0, 1]], float), k_range=[5])
