@@ -72,3 +72,23 @@ def test_bad_input():
             pd.DataFrame(np.random.default_rng(1).normal(size=(20, 3))))
     with pytest.raises(InputError, match="no k"):
         consensus(np.array([[0, 1, 0], [1, 0, 1]], float), k_range=[5])
+
+
+def test_interpreter_finds_the_driving_features():
+    from gpu_engine.cluster import ClusterInterpreter
+
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame(rng.normal(size=(n, 12)), columns=[f"LV{i}" for i in range(12)])
+    labels = np.where(np.arange(n) < 40, "A", np.where(np.arange(n) < 90, "B", "C"))
+    X.loc[labels == "A", "LV3"] += 4.0     # A: high LV3, then LV7
+    X.loc[labels == "A", "LV7"] += 2.5
+    X.loc[labels == "B", "LV5"] -= 4.0     # B: low LV5 only → threshold < 1, not a driver
+    it = ClusterInterpreter(max_explored=6).fit(X, labels)
+    a = it.drivers_.loc[it.drivers_["cluster"] == "A"]
+    assert list(a["feature"][:2]) == ["LV3", "LV7"] and (a["threshold"] >= 1.0).all()
+    assert a["rank"].tolist()[:2] == [1, 2] and (a["cluster_size"] == 40).all()
+    assert "LV5" not in set(it.drivers_.loc[it.drivers_["cluster"] == "B", "feature"])
+    assert max(it.explored_.values()) <= 6
+    with pytest.raises(InputError, match="labels for"):
+        ClusterInterpreter().fit(X, labels[:10])

@@ -1,12 +1,13 @@
 """Trait clustering in LV space (issue in progress): ensemble generation over k-means,
 spectral, Gaussian mixture, agglomerative (4 linkages) and DBSCAN on z-score / PCA
 representations; the co-association distance (``gpu_engine.kernels.coassoc``); EAC and SCC
-consensus partitions, their agreement with the ensemble, and selection. The decision-stump
-interpreter, the CLI and the demo stage come next."""
+consensus partitions, their agreement with the ensemble, selection, and the decision-stump
+interpreter of driving features. The CLI and the demo stage come next."""
 
 from .coassociation import coassociation, ensemble_matrix
 from .consensus import agreement, consensus, select
 from .ensemble import FAMILIES, ClusterEnsemble, representations
+from .interpret import ClusterInterpreter
 
 __all__ = ["coassociation", "ensemble_matrix", "agreement", "consensus", "select", "FAMILIES",
-           "ClusterEnsemble", "representations"]
+           "ClusterEnsemble", "representations", "ClusterInterpreter"]
