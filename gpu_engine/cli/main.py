@@ -313,6 +313,7 @@ from . import gls_commands  # noqa: E402,F401  (registers gls, gls-null)
 from . import plier_commands  # noqa: E402,F401  (registers plier fit|project)
 from . import twas_commands  # noqa: E402,F401  (registers twas spredixcan|smultixcan|gene-corr)
 from . import ccc_commands  # noqa: E402,F401  (registers ccc)
+from . import cluster_commands  # noqa: E402,F401  (registers cluster ensemble|consensus|interpret)
 
 
 def main() -> None:

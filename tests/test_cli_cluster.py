@@ -1,0 +1,48 @@
+"""`gpu-engine cluster ensemble|consensus|interpret` on planted clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from gpu_engine.cli.main import cli
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["--backend", "cpu", *map(str, args)])
+
+
+def test_cluster_cli_chain(tmp_path):
+    X, y = make_blobs(90, n_features=5, centers=3, cluster_std=0.5, random_state=1)
+    traits = [f"trait{i}" for i in range(90)]
+    df = pd.DataFrame(X, index=pd.Index(traits, name="trait"),
+                      columns=[f"LV{i}" for i in range(5)])
+    df.T.reset_index(names="lv").to_parquet(tmp_path / "lvs_traits.parquet")
+    res = _run("cluster", "ensemble", "--data", tmp_path / "lvs_traits.parquet", "--transpose",
+               "--k-max", 5, "--n-seeds", 2, "--family-size", 20,
+               "--families", "kmeans,gmm,agglomerative", "--out", tmp_path / "ens")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ens" / "partitions.parquet").is_file()
+    res = _run("cluster", "consensus", "--ensemble", tmp_path / "ens", "--k-max", 5, "--out",
+               tmp_path / "cons")
+    assert res.exit_code == 0, res.output
+    for f in ("consensus.parquet", "partitions.parquet", "selected.tsv", "agreement_by_k.png",
+              "coassociation.png"):
+        assert (tmp_path / "cons" / f).is_file(), f
+    table = pd.read_parquet(tmp_path / "cons" / "consensus.parquet")
+    parts = pd.read_parquet(tmp_path / "cons" / "partitions.parquet")
+    k3 = table.loc[table["k"] == 3, "ari_median"].idxmax()
+    assert adjusted_rand_score(y, parts.iloc[k3].to_numpy()) >= 0.9
+    assert len(pd.read_csv(tmp_path / "cons" / "selected.tsv", sep="\t")) >= 1
+    res = _run("cluster", "interpret", "--data", tmp_path / "lvs_traits.parquet", "--transpose",
+               "--consensus", tmp_path / "cons", "--out", tmp_path / "drivers.tsv")
+    assert res.exit_code == 0, res.output
+    d = pd.read_csv(tmp_path / "drivers.tsv", sep="\t")
+    assert d["cluster"].nunique() >= 1 and (d["threshold"] >= 1.0).all()
+    assert (tmp_path / "drivers.png").is_file()
+    res = _run("cluster", "interpret", "--data", tmp_path / "lvs_traits.parquet", "--out",
+               tmp_path / "x.tsv")
+    assert res.exit_code != 0 and "exactly one of" in res.output
