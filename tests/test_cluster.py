@@ -50,9 +50,22 @@ def test_consensus_recovers_planted_clusters(blobs, fitted):
 
 
 def test_agreement_is_the_weighted_ari():
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    from gpu_engine.cluster.consensus import ari
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.integers(0, 5, 50), rng.integers(0, 3, 50) * 7
+        assert ari(a, b) == pytest.approx(adjusted_rand_score(a, b), abs=1e-12)
+    assert ari(np.zeros(5, int), np.zeros(5, int)) == 1.0
     part = np.array([0, 0, 1, 1, 2, 2])
     ens = np.array([[0, 0, 1, 1, 2, 2], [0, np.nan, 1, 1, 0, np.nan]], float)
-    got = agreement(part, ens)
+    got = agreement(part, ens, metrics=("ari", "ami"))
+    assert got["ami_mean"] == pytest.approx(
+        (1.0 + (4 / 6) * adjusted_mutual_info_score([0, 1, 1, 2], [0, 1, 1, 0])) / 2)
+    with pytest.raises(InputError, match="unknown metric"):
+        agreement(part, ens, metrics=("vi",))
     a1 = adjusted_rand_score(part, ens[0].astype(int))
     ok = np.isfinite(ens[1])
     a2 = (4 / 6) * adjusted_rand_score(part[ok], ens[1][ok].astype(int))
@@ -89,6 +102,8 @@ def test_interpreter_finds_the_driving_features():
     assert list(a["feature"][:2]) == ["LV3", "LV7"] and (a["threshold"] >= 1.0).all()
     assert a["rank"].tolist()[:2] == [1, 2] and (a["cluster_size"] == 40).all()
     assert "LV5" not in set(it.drivers_.loc[it.drivers_["cluster"] == "B", "feature"])
+    b = it.stumps_.loc[it.stumps_["cluster"] == "B"]
+    assert b["feature"].iloc[0] == "LV5" and not b["kept"].iloc[0]  # explored, not kept
     assert max(it.explored_.values()) <= 6
     with pytest.raises(InputError, match="labels for"):
         ClusterInterpreter().fit(X, labels[:10])

@@ -19,9 +19,9 @@ from ..errors import InputError
 
 @dataclass
 class ClusterInterpreter:
-    """``fit(data, labels)`` sets ``drivers_``: one row per kept feature with ``cluster,
-    feature, threshold, impurity_decrease, rank, cluster_size`` (rank 1 = found first), and
-    ``explored_`` (cluster → number of features tried)."""
+    """``fit(data, labels)`` sets ``stumps_``: every stump explored, in order, with ``cluster,
+    feature, threshold, impurity_decrease, kept, cluster_size``; ``drivers_``: the kept ones
+    with their ``rank`` (1 = found first); ``explored_``: cluster → number of stumps tried."""
 
     min_threshold: float = 1.0
     max_features: int = 20
@@ -59,15 +59,17 @@ class ClusterInterpreter:
                 n = t.weighted_n_node_samples
                 dec = float(t.impurity[0] - (n[1] * t.impurity[1] + n[2] * t.impurity[2]) / n[0])
                 tried += 1
-                if thr >= self.min_threshold:
-                    kept += 1
-                    rows.append({"cluster": c, "feature": data.columns[f], "threshold": thr,
-                                 "impurity_decrease": dec, "rank": kept,
-                                 "cluster_size": int(y.sum())})
+                keep = thr >= self.min_threshold
+                kept += keep
+                rows.append({"cluster": c, "feature": data.columns[f], "threshold": thr,
+                             "impurity_decrease": dec, "kept": bool(keep),
+                             "rank": kept if keep else 0, "cluster_size": int(y.sum())})
                 feats.remove(f)
             explored[c] = tried
-        self.drivers_ = pd.DataFrame(rows, columns=["cluster", "feature", "threshold",
-                                                    "impurity_decrease", "rank",
-                                                    "cluster_size"])
+        cols = ["cluster", "feature", "threshold", "impurity_decrease", "kept", "rank",
+                "cluster_size"]
+        self.stumps_ = pd.DataFrame(rows, columns=cols)
+        self.drivers_ = self.stumps_.loc[self.stumps_["kept"]].drop(columns="kept") \
+            .reset_index(drop=True)
         self.explored_ = explored
         return self
