@@ -32,7 +32,8 @@ def test_ensemble_members_and_report(fitted):
     assert list(rep.index) == ["kmeans", "spectral", "gmm", "agglomerative", "dbscan"]
     # two representations (z-score, PCA) × k = 2…6 × 2 seeds
     assert (rep["kept"] <= 25).all() and rep.loc["kmeans", "generated"] == 2 * 5 * 2
-    assert rep.loc["agglomerative", "generated"] == 2 * 7 * 4
+    assert rep.loc["agglomerative", "parameter_sets"] == 2 * 7 * 4
+    assert rep.loc["agglomerative", "generated"] == 2 * 25  # sampled: 56 > 2 × family_size
     assert fitted.partitions_.shape == (int(rep["kept"].sum()), 120)
     assert (fitted.members_["n_clusters"] > 1).all()
     dbs = fitted.members_["family"] == "dbscan"

@@ -13,7 +13,9 @@ Families (defaults scale with the number of objects n; every range is a paramete
   representation's k-nearest-neighbour distances |
 
 Noise labels (−1) become missing; partitions with ≤ 1 cluster are dropped (counted in
-``report_``); each family is then resampled (seeded) to at most ``family_size`` members.
+``report_``); each family is then resampled (seeded) to at most ``family_size`` members. A
+family with more than 2 × ``family_size`` parameter sets runs only a seeded sample of that
+many (the reference generated all of them, then resampled).
 Members are independent: with a Dask client they run as tasks.
 """
 
@@ -84,8 +86,8 @@ class ClusterEnsemble:
     """Generate an ensemble (see the module docstring). ``fit(data)`` with data objects ×
     features (e.g. traits × LVs) sets ``partitions_`` (members × objects, float with NaN for
     missing), ``members_`` (one row per member: family, representation, parameters,
-    n_clusters, labelled fraction) and ``report_`` (per family: generated, dropped with ≤ 1
-    cluster, kept after resampling)."""
+    n_clusters, labelled fraction) and ``report_`` (per family: parameter sets, members run,
+    dropped with ≤ 1 cluster, kept after resampling)."""
 
     families: tuple = FAMILIES
     k_max: int | None = None
@@ -139,11 +141,21 @@ class ClusterEnsemble:
             data = pd.DataFrame(np.asarray(data))
         n = data.shape[0]
         reps = representations(data, pca_components=self.pca_components, seed=self.seed)
-        tasks = self._tasks(reps, n)
+        all_tasks = self._tasks(reps, n)
+        rng = np.random.default_rng(self.seed)
+        # a family with far more parameter sets than members kept (DBSCAN: thousands) runs a
+        # seeded sample of 2 × family_size of them: one-cluster results are dropped afterwards
+        n_params = {f: sum(t[1] == f for t in all_tasks) for f in self.families}
+        tasks = []
+        for fam in self.families:
+            fam_tasks = [t for t in all_tasks if t[1] == fam]
+            if len(fam_tasks) > 2 * self.family_size:
+                pick = np.sort(rng.choice(len(fam_tasks), 2 * self.family_size, replace=False))
+                fam_tasks = [fam_tasks[i] for i in pick]
+            tasks.extend(fam_tasks)
         labels = map_tasks(_run_member, tasks, shared={"reps": reps}, client=client,
                            progress=progress, description="ensemble members")
         rows, parts = [], []
-        rng = np.random.default_rng(self.seed)
         report = []
         for fam in self.families:
             idx = [i for i, t in enumerate(tasks) if t[1] == fam]
@@ -158,8 +170,9 @@ class ClusterEnsemble:
             if len(kept) > self.family_size:
                 pick = np.sort(rng.choice(len(kept), self.family_size, replace=False))
                 kept = [kept[j] for j in pick]
-            report.append({"family": fam, "generated": len(idx), "dropped_one_cluster":
-                           len(idx) - n_ok, "kept": len(kept)})
+            report.append({"family": fam, "parameter_sets": n_params[fam],
+                           "generated": len(idx), "dropped_one_cluster": len(idx) - n_ok,
+                           "kept": len(kept)})
             for i, lab, k in kept:
                 rep, _, params = tasks[i]
                 rows.append({"family": fam, "representation": rep, "n_clusters": k,
