@@ -28,8 +28,6 @@ a fresh process, recording wall time and peak memory in ``results/twas.jsonl``.
 from __future__ import annotations
 
 import json
-import os
-import resource
 import subprocess
 import sys
 import time

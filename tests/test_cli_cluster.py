@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 from sklearn.datasets import make_blobs

@@ -31,7 +31,8 @@ class CovarianceBlocks:
     """Dense symmetric covariance blocks of many genes.
 
     - ``genes`` (G,): gene ids in file order;
-    - ``snps`` (Σn,): each block's SNP ids, sorted within the block, blocks concatenated;
+    - ``snps`` (Σn,): each block's SNP ids (in the order they first appear in the file),
+      blocks concatenated;
       block g's are ``snps[snp_off[g]:snp_off[g+1]]``;
     - ``values`` (Σn²,): block g (n_g × n_g, row-major, both triangles) at ``cov_off[g]``;
       pairs absent from the file (or ``NA``) are 0;

@@ -40,7 +40,7 @@ from ..errors import InputError, preview
 from ..distributed import map_tasks
 from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .models import ModelDB
-from .quadratic import gram, snp_table
+from .quadratic import gram
 
 log = logging.getLogger(__name__)
 _VARID_CHR = re.compile(r"^(?:chr)?([0-9XYMT]+)_")
