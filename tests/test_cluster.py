@@ -1,4 +1,4 @@
-"""Clustering ensemble and consensus (issue in progress): planted clusters recovered, the
+"""Clustering ensemble and consensus: planted clusters recovered, the
 agreement score's definition, selection, bad input."""
 
 from __future__ import annotations
@@ -125,3 +125,113 @@ def test_consensus_beats_every_member(data, method):
     table, parts = consensus(np.array(members, float), k_range=[k_true], scc_deltas=())
     got = adjusted_rand_score(y, parts[int(np.flatnonzero(table["method"] == method)[0])])
     assert got > max(adjusted_rand_score(y, m) for m in members)
+
+
+def test_shared_work_members_equal_scikit_learn(blobs):
+    """Spectral members from one shared embedding and agglomerative members cut from one tree
+    equal scikit-learn's estimators run member by member (same parameters and seeds)."""
+    from sklearn.cluster import AgglomerativeClustering, SpectralClustering
+
+    ens = ClusterEnsemble(families=("spectral", "agglomerative"), representations=("pca",),
+                          k_max=7, n_seeds=2, agglomerative_k_max=12, family_size=1000,
+                          spectral_gamma=0.05).fit(blobs[0])
+    from gpu_engine.cluster import representations
+
+    ens_rep = representations(blobs[0], names=("pca",))["pca"]
+    for row, part in zip(ens.members_.itertuples(), ens.partitions_):
+        p = row.params
+        if row.family == "spectral":
+            X = SpectralClustering(p["k"], affinity="rbf", gamma=0.05, random_state=p["seed"]
+                                   ).fit_predict(ens_rep)
+            assert np.array_equal(X, part)  # same labels, not only the same partition
+        else:
+            X = AgglomerativeClustering(p["k"], linkage=p["linkage"]).fit_predict(ens_rep)
+            assert adjusted_rand_score(X, part) == 1.0
+    assert ens.report_.set_index("family").loc["agglomerative", "kept"] == 11 * 4
+
+
+def test_scc_consensus_equals_spectral_clustering_on_the_similarity(fitted):
+    from scipy.spatial.distance import squareform
+    from sklearn.cluster import SpectralClustering
+
+    from gpu_engine.cluster import coassociation
+
+    D = coassociation(fitted.partitions_)
+    table, parts = consensus(fitted.partitions_, k_range=[3, 5], eac_linkages=(),
+                             scc_deltas=(0.3,), D=D)
+    A = np.exp(-squareform(np.nan_to_num(D, nan=1.0)) ** 2 / (2 * 0.3 ** 2))
+    for k, part in zip(table["k"], parts):
+        ref = SpectralClustering(k, affinity="precomputed", random_state=0).fit_predict(A)
+        assert np.array_equal(ref, part)
+
+
+def test_agreement_vectorized_equals_member_by_member():
+    from gpu_engine.cluster.consensus import _Members
+
+    rng = np.random.default_rng(3)
+    E = rng.integers(0, 9, (40, 60)).astype(float)
+    E[rng.uniform(size=E.shape) < 0.2] = np.nan
+    E[5] = np.nan          # labels nothing: skipped
+    E[6] = 2.0             # one cluster: ARI 0 against a non-trivial partition
+    E[7, 1:] = np.nan      # one labelled object: skipped
+    p = rng.integers(0, 4, 60)
+    got = _Members(E).ari(p)
+    for m, e in enumerate(E):
+        ok = np.isfinite(e)
+        if ok.sum() < 2:
+            assert np.isnan(got[m])
+        else:
+            assert got[m] == pytest.approx(ok.mean() * adjusted_rand_score(p[ok], e[ok]),
+                                           abs=1e-14)
+
+
+def test_umap_representation(blobs):
+    pytest.importorskip("umap")
+    ens = ClusterEnsemble(families=("kmeans",), representations=("umap",), umap_components=3,
+                          k_max=5, n_seeds=1).fit(blobs[0])
+    assert ens.members_["representation"].eq("umap").all()
+    best = max(adjusted_rand_score(blobs[1], p) for p in ens.partitions_)
+    assert best >= 0.9  # UMAP differs across machines: compared by ARI, never by labels
+    with pytest.raises(InputError, match="unknown representation"):
+        ClusterEnsemble(representations=("tsne",)).fit(blobs[0])
+
+
+def test_rapids_backend_uses_cuml_with_the_same_parameters(blobs, monkeypatch):
+    """On the rapids backend PCA, k-means and DBSCAN come from cuML. cuML is not installed
+    here: a stand-in module records the calls and delegates to scikit-learn, so the ensemble
+    must equal the cpu one exactly (parameters and seeds passed through unchanged)."""
+    import sys
+    import types
+
+    from sklearn import cluster, decomposition
+
+    import gpu_engine.cluster.ensemble as ens_mod
+
+    calls = []
+
+    def wrap(cls, name):
+        def make(*args, output_type=None, **kw):
+            assert output_type == "numpy"
+            calls.append((name, kw))
+            return cls(*args, **kw)
+        return make
+
+    cuml = types.ModuleType("cuml")
+    cuml.PCA = wrap(decomposition.PCA, "PCA")
+    cuml.cluster = types.ModuleType("cuml.cluster")
+    cuml.cluster.KMeans = wrap(cluster.KMeans, "KMeans")
+    cuml.cluster.DBSCAN = wrap(cluster.DBSCAN, "DBSCAN")
+    monkeypatch.setitem(sys.modules, "cuml", cuml)
+    monkeypatch.setitem(sys.modules, "cuml.cluster", cuml.cluster)
+    real = ens_mod.get_backend
+    monkeypatch.setattr(ens_mod, "get_backend",
+                        lambda b: types.SimpleNamespace(name="rapids") if b == "rapids"
+                        else real(b))
+    kw = dict(families=("kmeans", "dbscan"), **{k: v for k, v in SMALL.items()})
+    cpu = ClusterEnsemble(**kw).fit(blobs[0])
+    gpu = ClusterEnsemble(backend="rapids", **kw).fit(blobs[0])
+    np.testing.assert_array_equal(cpu.partitions_, gpu.partitions_)
+    names = {c[0] for c in calls}
+    assert names == {"PCA", "KMeans", "DBSCAN"}
+    km = [c[1] for c in calls if c[0] == "KMeans"]
+    assert all(c["n_init"] == 10 and "random_state" in c for c in km)

@@ -40,6 +40,9 @@ def cluster() -> None:
 @click.option("--transpose", is_flag=True, help="The file is features × objects.")
 @click.option("--families", default="kmeans,spectral,gmm,agglomerative,dbscan",
               show_default=True, help="Comma-separated algorithm families.")
+@click.option("--representations", default="z_score,pca", show_default=True,
+              help="Comma-separated: z_score, pca (50 components), umap (50 components; "
+              "needs umap-learn, or cuML with --backend rapids).")
 @click.option("--k-max", type=int, default=None,
               help="Largest k for k-means / spectral / GMM (default round(√n), ≤ 60).")
 @click.option("--n-seeds", type=int, default=5, show_default=True)
@@ -52,9 +55,15 @@ def cluster() -> None:
               help="Folder: partitions.parquet (members × objects, NaN = missing), "
               "members.parquet, report.tsv.")
 @click.option("--overwrite", is_flag=True)
-def ensemble_cmd(data, transpose, families, k_max, n_seeds, family_size, seed, scheduler, out,
-                 overwrite) -> None:
-    """Generate a clustering ensemble of the objects (see gpu_engine.cluster.ensemble)."""
+@click.pass_obj
+def ensemble_cmd(obj: Obj, data, transpose, families, representations, k_max, n_seeds,
+                 family_size, seed, scheduler, out, overwrite) -> None:
+    """Generate a clustering ensemble of the objects (see gpu_engine.cluster.ensemble).
+
+    On --backend rapids, PCA, UMAP, k-means and DBSCAN come from cuML (same parameters and
+    seeds); on gpu and rapids the spectral eigendecompositions run on the GPU."""
+    from ..backend import resolve
+
     import pandas as pd
 
     from ..cluster import ClusterEnsemble
@@ -69,8 +78,10 @@ def ensemble_cmd(data, transpose, families, k_max, n_seeds, family_size, seed, s
         X = _read_data(data, transpose)
         client = get_client(scheduler)
         ens = ClusterEnsemble(families=tuple(f.strip() for f in families.split(",")),
+                              representations=tuple(r.strip() for r in
+                                                    representations.split(",")),
                               k_max=k_max, n_seeds=n_seeds, family_size=family_size,
-                              seed=seed).fit(X, client=client, progress=_progress_enabled())
+                              seed=seed, backend=resolve(obj.backend)).fit(X, client=client, progress=_progress_enabled())
         with atomic_dir(out, overwrite=overwrite) as tmp:
             parts = pd.DataFrame(ens.partitions_, columns=[str(o) for o in ens.objects_])
             write_table(parts, Path(tmp) / "partitions.parquet")

@@ -2,7 +2,8 @@
 
 - EAC: hierarchical clustering (single, complete, average linkage) of the co-association
   distance D, cut into k clusters;
-- SCC: spectral clustering of the similarity exp(−D²/(2δ²)), δ ∈ {0.20, 0.25, 0.30, 0.50};
+- SCC: spectral clustering of the similarity exp(−D²/(2δ²)), δ ∈ {0.20, 0.25, 0.30, 0.50}
+  (scikit-learn's semantics, one eigendecomposition per δ for all k);
 - agreement of a partition with the ensemble: ARI (and AMI, NMI) against each member on the
   objects the member labels, multiplied by the member's labelled fraction; mean and median;
 - selection: per k the consensus partition with the highest median weighted ARI; keep the k
@@ -16,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..backend import Backend
+from ..backend import Backend, get_backend
 from ..errors import InputError
 from .coassociation import coassociation
+from .spectral import spectral_embedding, spectral_labels
 
 EAC_LINKAGES = ("single", "complete", "average")
 SCC_DELTAS = (0.20, 0.25, 0.30, 0.50)
@@ -44,31 +46,80 @@ def ari(a: np.ndarray, b: np.ndarray) -> float:
     return float((sum_c - expected) / (top - expected))
 
 
-def agreement(partition: np.ndarray, ensemble: np.ndarray, *,
-              metrics=("ari",)) -> dict:
+class _Members:
+    """An ensemble (members × n, NaN = missing) prepared once for many agreement scores:
+    each member's labelled objects, codes and the pair-count terms that depend on it alone."""
+
+    def __init__(self, ensemble: np.ndarray):
+        E = np.asarray(ensemble, dtype=float)
+        self.E = E
+        ok = np.isfinite(E)
+        self.ok = ok
+        self.weight = ok.mean(1)
+        self.usable = ok.sum(1) >= 2
+        codes = np.zeros(E.shape, np.int64)
+        self.k = np.ones(E.shape[0], np.int64)
+        for m in np.flatnonzero(self.usable):
+            _, c = np.unique(E[m, ok[m]], return_inverse=True)
+            codes[m, ok[m]] = c
+            self.k[m] = c.max() + 1
+        self.codes = codes
+        self.rows, self.cols = np.nonzero(ok)
+        self.labels = codes[ok]
+        self.offset = np.concatenate([[0], np.cumsum(self.k)])
+        self.offset_rows, self.k_rows = self.offset[self.rows], self.k[self.rows]
+        sizes = [np.bincount(codes[m, ok[m]]) for m in range(E.shape[0])]
+        self.sb = np.array([(c * (c - 1.0) / 2).sum() for c in sizes])
+
+    def ari(self, partition: np.ndarray) -> np.ndarray:
+        """Weighted ARI of ``partition`` with every usable member (NaN for the others)."""
+        _, p = np.unique(partition, return_inverse=True)
+        kp = int(p.max()) + 1
+        M = self.E.shape[0]
+        pairs = lambda x: x * (x - 1) / 2  # noqa: E731
+        # one bincount gives every member's contingency table with the partition, member m's
+        # kp × k_m cells at offset kp·Σ_{m'<m} k_m'
+        start = kp * self.offset
+        pk = p[self.cols]
+        cell = kp * self.offset_rows + pk * self.k_rows + self.labels
+        sum_c = np.add.reduceat(pairs(np.bincount(cell, minlength=start[-1]).astype(float)),
+                                start[:-1])
+        sa = pairs(np.bincount(self.rows * kp + pk, minlength=M * kp).reshape(M, kp)
+                   .astype(float)).sum(1)
+        sb, nn = self.sb, self.ok.sum(1).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = sa * sb / pairs(nn)
+            top = (sa + sb) / 2
+            out = np.where(top == expected, 1.0, (sum_c - expected) / (top - expected))
+        out = out * self.weight
+        out[~self.usable] = np.nan
+        return out
+
+
+def agreement(partition: np.ndarray, ensemble, *, metrics=("ari",)) -> dict:
     """Weighted agreement (mean and median over members) of ``partition`` (n,) with the
     ``ensemble`` (members × n, NaN = missing): each member's score on the objects it labels,
-    times its labelled fraction. ``metrics``: any of ``ari`` (fast), ``ami``, ``nmi``
-    (scikit-learn; slower)."""
+    times its labelled fraction. ``metrics``: any of ``ari`` (fast, all members at once),
+    ``ami``, ``nmi`` (scikit-learn; slower). Members labelling fewer than two objects are
+    skipped."""
     from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
-    fns = {"ari": ari, "ami": adjusted_mutual_info_score, "nmi": normalized_mutual_info_score}
-    unknown = set(metrics) - set(fns)
+    fns = {"ami": adjusted_mutual_info_score, "nmi": normalized_mutual_info_score}
+    unknown = set(metrics) - set(fns) - {"ari"}
     if unknown:
         raise InputError(f"agreement: unknown metric(s) {sorted(unknown)}; use ari, ami, nmi")
-    scores = {m: [] for m in metrics}
-    for member in ensemble:
-        ok = np.isfinite(member)
-        w = ok.mean()
-        if ok.sum() < 2:
-            continue
-        a, b = partition[ok], member[ok].astype(np.int64)
-        for m in metrics:
-            scores[m].append(w * fns[m](a, b))
+    members = ensemble if isinstance(ensemble, _Members) else _Members(ensemble)
+    partition = np.asarray(partition)
     out = {}
-    for m, v in scores.items():
-        out[f"{m}_mean"] = float(np.mean(v)) if v else np.nan
-        out[f"{m}_median"] = float(np.median(v)) if v else np.nan
+    for m in metrics:
+        if m == "ari":
+            v = members.ari(partition)[members.usable]
+        else:
+            v = np.array([members.weight[i] * fns[m](partition[members.ok[i]],
+                                                     members.codes[i, members.ok[i]])
+                          for i in np.flatnonzero(members.usable)])
+        out[f"{m}_mean"] = float(np.mean(v)) if len(v) else np.nan
+        out[f"{m}_median"] = float(np.median(v)) if len(v) else np.nan
     return out
 
 
@@ -85,7 +136,6 @@ def consensus(ensemble: np.ndarray, *, k_range=None, eac_linkages=EAC_LINKAGES,
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
-    from sklearn.cluster import SpectralClustering
 
     E = np.asarray(ensemble, dtype=float)
     n = E.shape[1]
@@ -105,16 +155,18 @@ def consensus(ensemble: np.ndarray, *, k_range=None, eac_linkages=EAC_LINKAGES,
                          "n_clusters": len(np.unique(lab))})
             parts.append(lab)
     S = squareform(D)
+    be = get_backend(backend)
     for delta in scc_deltas:
-        A = np.exp(-(S ** 2) / (2 * delta ** 2))
+        # one embedding per δ serves every k (see cluster.spectral)
+        emb = spectral_embedding(np.exp(-(S ** 2) / (2 * delta ** 2)), max(ks), backend=be)
         for k in ks:
-            lab = SpectralClustering(k, affinity="precomputed", random_state=seed,
-                                     assign_labels="kmeans").fit_predict(A)
+            lab = spectral_labels(emb, k, seed)
             rows.append({"method": f"scc_{delta:.2f}", "k": k,
                          "n_clusters": len(np.unique(lab))})
             parts.append(lab)
     table = pd.DataFrame(rows)
-    scores = pd.DataFrame([agreement(p, E, metrics=metrics) for p in parts])
+    members = _Members(E)
+    scores = pd.DataFrame([agreement(p, members, metrics=metrics) for p in parts])
     return pd.concat([table, scores], axis=1), np.vstack(parts)
 
 

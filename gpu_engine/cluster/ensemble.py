@@ -6,7 +6,8 @@ Families (defaults scale with the number of objects n; every range is a paramete
 | family | members |
 |---|---|
 | ``kmeans`` | k = 2 … K (K = round(√n), ≤ 60), ``n_seeds`` seeds, n_init 10 |
-| ``spectral`` | k = 2 … K, ``n_seeds`` seeds, rbf affinity (γ = ``spectral_gamma``) |
+| ``spectral`` | k = 2 … K, ``n_seeds`` seeds, rbf affinity (γ = ``spectral_gamma``, 1e-3; on
+  UMAP ``spectral_gamma_umap``, 1e-2) |
 | ``gmm`` | k = 2 … K, ``n_seeds`` seeds, full covariance |
 | ``agglomerative`` | k = 2 … min(75, n − 1) × linkage ward / complete / average / single |
 | ``dbscan`` | min_samples 2 … min(125, n/4) × 33 eps between the 5th and 50th percentile of the
@@ -16,7 +17,13 @@ Noise labels (−1) become missing; partitions with ≤ 1 cluster are dropped (c
 ``report_``); each family is then resampled (seeded) to at most ``family_size`` members. A
 family with more than 2 × ``family_size`` parameter sets runs only a seeded sample of that
 many (the reference generated all of them, then resampled).
-Members are independent: with a Dask client they run as tasks.
+Representations (``representations``): ``z_score``, ``pca`` (50 components) and ``umap`` (50
+components, optional: umap-learn or cuML).
+
+Members equal scikit-learn's estimators with the same parameters and seeds, but shared work is
+done once: one spectral embedding per representation serves every (k, seed) (see
+``cluster.spectral``) and one tree per linkage is cut at every k. Members are independent:
+with a Dask client they (and the shared embeddings and trees) run as tasks.
 """
 
 from __future__ import annotations
@@ -26,59 +33,124 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..backend import Backend, get_backend
 from ..errors import InputError, preview
+from .spectral import rbf_affinity, spectral_embedding, spectral_labels
 
 FAMILIES = ("kmeans", "spectral", "gmm", "agglomerative", "dbscan")
+REPRESENTATIONS = ("z_score", "pca", "umap")
 
 
-def representations(data: pd.DataFrame, *, pca_components: int = 50,
-                    seed: int = 0) -> dict[str, np.ndarray]:
-    """``z_score`` (each column standardized) and ``pca`` (its first ``pca_components``
-    principal components) of an objects × features frame."""
-    X = np.asarray(data, dtype=np.float64)
+def _check_finite(X: np.ndarray, data: pd.DataFrame) -> None:
     if not np.isfinite(X).all():
         r, c = np.argwhere(~np.isfinite(X))[0]
         raise InputError(f"clustering input: NaN or infinite value at object "
                          f"{data.index[r]!r}, feature {data.columns[c]!r}; impute or drop it")
+
+
+def representations(data: pd.DataFrame, *, names=("z_score", "pca"), pca_components: int = 50,
+                    umap_components: int = 50, seed: int = 0,
+                    backend: Backend | str = "cpu") -> dict[str, np.ndarray]:
+    """Representations of an objects × features frame, each objects × dimensions float64:
+    ``z_score`` (each column standardized), ``pca`` (the first ``pca_components`` principal
+    components of the z-scores) and ``umap`` (``umap_components`` UMAP dimensions of the
+    z-scores; needs umap-learn, or cuML on the rapids backend; not reproducible across
+    machines). On the rapids backend PCA and UMAP come from cuML."""
+    unknown = set(names) - set(REPRESENTATIONS)
+    if unknown:
+        raise InputError(f"clustering: unknown representation(s) {sorted(unknown)}; choose "
+                         f"from {', '.join(REPRESENTATIONS)}")
+    be = get_backend(backend)
+    X = np.asarray(data, dtype=np.float64)
+    _check_finite(X, data)
     sd = X.std(0, ddof=0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
-    out = {"z_score": Z}
-    if pca_components and min(Z.shape) > 2:
-        from sklearn.decomposition import PCA
-
+    out = {}
+    if "z_score" in names:
+        out["z_score"] = Z
+    small = min(Z.shape) <= 2
+    if "pca" in names and pca_components and not small:
         n = min(pca_components, min(Z.shape) - 1)
-        out["pca"] = PCA(n_components=n, random_state=seed).fit_transform(Z)
+        if be.name == "rapids":
+            from cuml import PCA
+            out["pca"] = _host(PCA(n_components=n, random_state=seed,
+                                   output_type="numpy").fit_transform(Z))
+        else:
+            from sklearn.decomposition import PCA
+            out["pca"] = PCA(n_components=n, random_state=seed).fit_transform(Z)
+    if "umap" in names and umap_components and not small:
+        n = min(umap_components, Z.shape[0] - 2)
+        if be.name == "rapids":
+            from cuml import UMAP
+        else:
+            try:
+                from umap import UMAP
+            except ImportError as exc:
+                raise InputError("clustering: the umap representation needs umap-learn "
+                                 '(pip install "gpu-engine[umap]") or cuML on the rapids '
+                                 "backend; or leave umap out of the representations") from exc
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kw = {"output_type": "numpy"} if be.name == "rapids" else {}
+            out["umap"] = np.asarray(_host(UMAP(n_components=n, random_state=seed,
+                                                **kw).fit_transform(Z)), np.float64)
     return out
 
 
-def _member(family: str, params: dict, X: np.ndarray) -> np.ndarray:
+def _host(x) -> np.ndarray:
+    return x.get() if hasattr(x, "get") else np.asarray(x)
+
+
+def _member(family: str, params: dict, X: np.ndarray, backend: str = "cpu") -> np.ndarray:
+    """Labels of one k-means, GMM or DBSCAN member (cuML's k-means and DBSCAN on rapids)."""
     from sklearn import cluster, mixture
 
     if family == "kmeans":
+        if backend == "rapids":
+            from cuml.cluster import KMeans
+            return _host(KMeans(n_clusters=params["k"], n_init=10, random_state=params["seed"],
+                                output_type="numpy").fit_predict(X))
         return cluster.KMeans(params["k"], n_init=10, random_state=params["seed"]).fit_predict(X)
-    if family == "spectral":
-        return cluster.SpectralClustering(params["k"], affinity="rbf", gamma=params["gamma"],
-                                          random_state=params["seed"],
-                                          assign_labels="kmeans").fit_predict(X)
     if family == "gmm":
         return mixture.GaussianMixture(params["k"], covariance_type="full",
                                        random_state=params["seed"]).fit(X).predict(X)
-    if family == "agglomerative":
-        return cluster.AgglomerativeClustering(params["k"],
-                                               linkage=params["linkage"]).fit_predict(X)
     if family == "dbscan":
+        if backend == "rapids":
+            from cuml.cluster import DBSCAN
+            return _host(DBSCAN(eps=params["eps"], min_samples=params["min_samples"],
+                                output_type="numpy").fit_predict(X))
         return cluster.DBSCAN(eps=params["eps"],
                               min_samples=params["min_samples"]).fit_predict(X)
     raise InputError(f"unknown clustering family {family!r}; choose from {FAMILIES}")
 
 
-def _run_member(rep_name, family, params, *, reps):
+def _run_member(rep_name, family, params, *, reps, embeddings, backend):
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels = _member(family, params, reps[rep_name])
+        if family == "spectral":
+            labels = spectral_labels(embeddings[rep_name], params["k"], params["seed"])
+        else:
+            labels = _member(family, params, reps[rep_name], backend)
     return np.asarray(labels, np.int64)
+
+
+def _prepare(rep_name, what, arg, *, reps, backend):
+    """Work shared by many members: a spectral embedding (``arg`` = (γ, K)) or the cuts of
+    one agglomerative tree (``arg`` = (linkage, ks)) → labels objects × len(ks)."""
+    X = reps[rep_name]
+    if what == "spectral":
+        gamma, K = arg
+        return spectral_embedding(rbf_affinity(X, gamma), K, backend=backend)
+    from scipy.cluster.hierarchy import cut_tree, linkage
+    from scipy.spatial.distance import pdist
+
+    method, ks = arg
+    # equals scikit-learn's AgglomerativeClustering(k, linkage=method) for every k (tested)
+    Z = linkage(pdist(X), method=method)
+    return cut_tree(Z, n_clusters=list(ks)).astype(np.int64)
 
 
 @dataclass
@@ -87,9 +159,13 @@ class ClusterEnsemble:
     features (e.g. traits × LVs) sets ``partitions_`` (members × objects, float with NaN for
     missing), ``members_`` (one row per member: family, representation, parameters,
     n_clusters, labelled fraction) and ``report_`` (per family: parameter sets, members run,
-    dropped with ≤ 1 cluster, kept after resampling)."""
+    dropped with ≤ 1 cluster, kept after resampling).
+
+    ``backend``: ``cpu``, ``gpu`` (spectral eigendecompositions on the GPU) or ``rapids``
+    (also cuML's PCA, UMAP, k-means and DBSCAN, same parameters and seeds)."""
 
     families: tuple = FAMILIES
+    representations: tuple = ("z_score", "pca")
     k_max: int | None = None
     n_seeds: int = 5
     agglomerative_k_max: int = 75
@@ -97,25 +173,29 @@ class ClusterEnsemble:
     dbscan_min_samples_max: int = 125
     dbscan_n_eps: int = 33
     spectral_gamma: float = 1e-3
+    spectral_gamma_umap: float = 1e-2
     family_size: int = 295
     pca_components: int = 50
+    umap_components: int = 50
     seed: int = 0
+    backend: str = "cpu"
 
-    def _tasks(self, reps: dict, n: int) -> list[tuple]:
+    def _K(self, n: int) -> int:
         K = self.k_max or max(2, min(60, int(round(np.sqrt(n)))))
         K = min(K, n - 1)
         if K < 2:
             raise InputError(f"clustering: {n} objects are too few for k ≥ 2 clusters")
+        return K
+
+    def _tasks(self, reps: dict, n: int) -> list[tuple]:
+        K = self._K(n)
         tasks = []
         for rep, X in reps.items():
             for fam in self.families:
                 if fam in ("kmeans", "spectral", "gmm"):
                     for k in range(2, K + 1):
                         for s in range(self.n_seeds):
-                            p = {"k": k, "seed": self.seed * 1000 + s}
-                            if fam == "spectral":
-                                p["gamma"] = self.spectral_gamma
-                            tasks.append((rep, fam, p))
+                            tasks.append((rep, fam, {"k": k, "seed": self.seed * 1000 + s}))
                 elif fam == "agglomerative":
                     for k in range(2, min(self.agglomerative_k_max, n - 1) + 1):
                         for link in self.linkages:
@@ -140,7 +220,11 @@ class ClusterEnsemble:
         if not isinstance(data, pd.DataFrame):
             data = pd.DataFrame(np.asarray(data))
         n = data.shape[0]
-        reps = representations(data, pca_components=self.pca_components, seed=self.seed)
+        backend = get_backend(self.backend).name
+        reps = representations(data, names=self.representations,
+                                pca_components=self.pca_components,
+                                umap_components=self.umap_components, seed=self.seed,
+                                backend=backend)
         all_tasks = self._tasks(reps, n)
         rng = np.random.default_rng(self.seed)
         # a family with far more parameter sets than members kept (DBSCAN: thousands) runs a
@@ -153,8 +237,32 @@ class ClusterEnsemble:
                 pick = np.sort(rng.choice(len(fam_tasks), 2 * self.family_size, replace=False))
                 fam_tasks = [fam_tasks[i] for i in pick]
             tasks.extend(fam_tasks)
-        labels = map_tasks(_run_member, tasks, shared={"reps": reps}, client=client,
-                           progress=progress, description="ensemble members")
+        # shared work: one spectral embedding per representation, one tree per linkage
+        prep = []
+        if any(t[1] == "spectral" for t in tasks):
+            K = self._K(n)
+            for rep in reps:
+                gamma = self.spectral_gamma_umap if rep == "umap" else self.spectral_gamma
+                prep.append((rep, "spectral", (gamma, K)))
+        agglo_ks = sorted({t[2]["k"] for t in tasks if t[1] == "agglomerative"})
+        for rep in reps:
+            for link in self.linkages:
+                if any(t[1] == "agglomerative" and t[0] == rep and t[2]["linkage"] == link
+                       for t in tasks):
+                    prep.append((rep, "agglomerative", (link, agglo_ks)))
+        prepared = map_tasks(_prepare, prep, shared={"reps": reps, "backend": backend},
+                             client=client, progress=progress,
+                             description="embeddings and trees")
+        embeddings = {p[0]: r for p, r in zip(prep, prepared) if p[1] == "spectral"}
+        cuts = {(p[0], p[2][0]): r for p, r in zip(prep, prepared) if p[1] == "agglomerative"}
+        col = {k: j for j, k in enumerate(agglo_ks)}
+        run = [t for t in tasks if t[1] != "agglomerative"]
+        ran = map_tasks(_run_member, run, shared={"reps": reps, "embeddings": embeddings,
+                                                  "backend": backend},
+                        client=client, progress=progress, description="ensemble members")
+        by_task = dict(zip(map(id, run), ran))
+        labels = [cuts[(t[0], t[2]["linkage"])][:, col[t[2]["k"]]] if t[1] == "agglomerative"
+                  else by_task[id(t)] for t in tasks]
         rows, parts = [], []
         report = []
         for fam in self.families:
@@ -175,9 +283,12 @@ class ClusterEnsemble:
                            "kept": len(kept)})
             for i, lab, k in kept:
                 rep, _, params = tasks[i]
+                params = dict(params)
+                if fam == "spectral":
+                    params["gamma"] = (self.spectral_gamma_umap if rep == "umap"
+                                       else self.spectral_gamma)
                 rows.append({"family": fam, "representation": rep, "n_clusters": k,
-                             "labelled": float(np.isfinite(lab).mean()),
-                             "params": dict(params)})
+                             "labelled": float(np.isfinite(lab).mean()), "params": params})
                 parts.append(lab)
         if not parts:
             raise InputError("clustering: every ensemble member had a single cluster")
