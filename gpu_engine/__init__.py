@@ -16,7 +16,8 @@ import importlib
 from ._version import __version__
 
 _SUBMODULES = {"backend", "io", "datasets", "stats", "benchmarking", "errors", "kernels",
-               "demo", "progress", "gls", "distributed", "plier", "twas", "ccc", "cluster"}
+               "demo", "progress", "gls", "distributed", "plier", "twas", "ccc", "cluster",
+               "drugs"}
 
 __all__ = ["__version__", *sorted(_SUBMODULES)]
 

@@ -13,4 +13,4 @@ CUDA device functions are declared ``@cuda.jit(device=True, inline="always")``: 
 compile to PTX on machines without a CUDA driver, where the PTX check runs.
 """
 
-KERNEL_MODULES = ("standardize", "gls", "plier", "twas", "ccc", "coassoc")
+KERNEL_MODULES = ("standardize", "gls", "plier", "twas", "ccc", "coassoc", "ranks", "topk")

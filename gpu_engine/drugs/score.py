@@ -1,0 +1,355 @@
+"""Drug–disease scores in gene or module space (So et al. 2017, as used by PhenoPLIER).
+
+For each tissue t and each k:
+
+    S_{t,k}(drug, trait) = − Σ_g D[g, drug] · z_k[g, trait]
+
+with D the drug signatures (genes × drugs) and z_k the trait's signed TWAS z in that tissue
+keeping only its k genes of largest |z| (the others 0; ``"all"`` keeps every gene). Genes are
+those in both the signatures and the tissue's results. In module space D is replaced by the
+projected signatures L̂ (LVs × drugs) and z by the projected trait z M̂ (LVs × traits), and k
+counts LVs.
+
+Aggregation: each S_{t,k} becomes the ranks of the drugs within each trait (1 = lowest score,
+ties averaged, as pandas' ``rank``), the ranks are averaged over k, and the maximum over
+tissues is taken. A trait → disease map then gives drugs × diseases: the maximum over the
+disease's traits. Higher = a stronger predicted reversal.
+
+Top-k ties: among genes with equal |z| the one listed first in the tissue's results wins
+(pandas' ``nlargest(keep="first")``).
+Missing values: NaN trait z count as 0 (a gene a tissue did not test for a trait); NaN drug
+signature entries count as 0; both are counted in ``report``; a drug or trait with no finite
+value at all is dropped and named in ``report``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..backend import Backend, get_backend
+from ..errors import InputError, preview
+from ..io import member
+
+GENE_TOP_K = ("all", 50, 100, 250, 500)
+MODULE_TOP_K = ("all", 5, 10, 25, 50)
+
+
+@dataclass
+class DrugScores:
+    """Result of :func:`score`.
+
+    ``drug_trait``: drugs × traits, the mean rank over k, maximum over tissues;
+    ``best_tissue``: drugs × traits, the tissue giving that maximum;
+    ``drug_disease``: drugs × diseases (max over each disease's traits) or None without a map;
+    ``disease_trait``: drugs × diseases, the trait giving that maximum (or None);
+    ``drug_features``: in module space the projected signatures L̂ (LVs × drugs) used;
+    ``report``: counts of genes / LVs used, values set to 0, dropped drugs and traits."""
+
+    space: str
+    top_k: tuple
+    tissues: list
+    drug_trait: pd.DataFrame
+    best_tissue: pd.DataFrame
+    drug_disease: pd.DataFrame | None = None
+    disease_trait: pd.DataFrame | None = None
+    drug_features: pd.DataFrame | None = None
+    report: dict = field(default_factory=dict)
+
+
+def top_order(A: np.ndarray, k: int) -> np.ndarray:
+    """Per row of ``A`` (rows × features, non-negative, e.g. |z|), the indices of its ``k``
+    largest values, largest first; equal values in feature order. rows × min(k, features)."""
+    n = A.shape[1]
+    if k >= n:
+        return np.argsort(-A, axis=1, kind="stable")
+    thr = -np.partition(-A, k - 1, axis=1)[:, k - 1]
+    gt = A > thr[:, None]
+    eq = A == thr[:, None]
+    need = k - gt.sum(1)
+    take = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
+    idx = np.nonzero(take)[1].reshape(A.shape[0], k)
+    o = np.argsort(-np.take_along_axis(A, idx, 1), axis=1, kind="stable")
+    return np.take_along_axis(idx, o, 1)
+
+
+def _ks(top_k, n_features: int) -> tuple[list, list]:
+    """Split ``top_k`` into (has 'all', sorted distinct numeric k capped at n_features)."""
+    numeric = []
+    for k in top_k:
+        if k == "all" or k is None:
+            continue
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"drug scores: top_k values are 'all' or positive integers, got {k!r}")
+        numeric.append(int(k))
+    return any(k == "all" or k is None for k in top_k), sorted(set(numeric))
+
+
+def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str = "cpu"
+               ) -> np.ndarray:
+    """The score matrices of one tissue: ``D`` features × drugs, ``Zt`` traits × features
+    (float64, no NaN). Returns len(top_k) × traits × drugs, in ``top_k``'s order (a k larger
+    than the number of features equals ``"all"``)."""
+    from ..kernels import topk as kt
+
+    be = get_backend(backend)
+    has_all, ks = _ks(top_k, D.shape[0])
+    n = D.shape[0]
+    out = {}
+    if ks:
+        kmax = min(ks[-1], n)
+        order = top_order(np.abs(Zt), kmax)
+        capped = [min(k, n) for k in ks]
+        if be.is_gpu:
+            xp = be.xp
+            S = be.to_host(kt.topk_scores_cuda(xp.asarray(Zt), xp.asarray(order),
+                                               xp.asarray(D), np.asarray(capped)))
+        else:
+            S = kt.topk_scores_cpu(Zt, order, D, np.asarray(capped))
+        out.update({k: S[i] for i, k in enumerate(ks)})
+    if has_all:
+        xp = be.xp
+        out["all"] = be.to_host(-(xp.asarray(Zt) @ xp.asarray(D)))
+    return np.stack([out["all" if (k == "all" or k is None) else int(k)] for k in top_k])
+
+
+def _row_ranks(S: np.ndarray, be: Backend) -> np.ndarray:
+    from ..kernels import ranks as kr
+
+    if be.is_gpu:
+        return be.to_host(kr.row_ranks_cuda(be.xp.asarray(S)))
+    return kr.row_ranks_cpu(S)
+
+
+def _batch_ranks(Zt, D, top_k, backend) -> np.ndarray:
+    """Mean over k of the within-trait ranks of the drugs: traits × drugs."""
+    be = get_backend(backend)
+    S = raw_scores(D, Zt, top_k, backend=be)
+    R = np.zeros(S.shape[1:])
+    for s in S:
+        R += _row_ranks(s, be)
+    return R / len(S)
+
+
+def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
+           drop: bool = True) -> pd.DataFrame:
+    """Zero and count non-finite entries; columns with no finite value are dropped (``drop``)
+    or kept as zeros, and named in ``report`` either way."""
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"{what}: expected a DataFrame (rows × {axis_name}), got "
+                         f"{type(frame).__name__}")
+    v = frame.to_numpy(np.float64, copy=True)
+    bad = ~np.isfinite(v)
+    dead = bad.all(0) if drop else np.zeros(v.shape[1], bool)
+    empty = bad.all(0)
+    if empty.any():
+        key = f"{what}_{'dropped' if drop else 'all_missing'}_{axis_name}"
+        report[key] = [str(c) for c in frame.columns[empty]]
+    report[f"{what}_values_set_to_0"] = int(bad[:, ~dead & ~empty].sum())
+    v[bad] = 0.0
+    out = pd.DataFrame(v[:, ~dead], index=frame.index, columns=frame.columns[~dead])
+    if out.index.has_duplicates:
+        raise InputError(f"{what}: duplicated genes / LVs {preview(out.index[out.index.duplicated()])}"
+                         "; make them unique first")
+    return out
+
+
+def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene",
+          lv_model=None, top_k=None, tissues=None, trait_disease: pd.DataFrame | None = None,
+          backend: Backend | str = "cpu", client=None, batch_traits: int = 2048,
+          progress: bool = False) -> DrugScores:
+    """Score every drug against every trait (and disease); see the module docstring.
+
+    ``drug_signatures``: genes × drugs (e.g. LINCS L1000 consensus signatures); in module
+    space with ``lv_model=None``, already projected LVs × drugs. ``trait_signatures``: a
+    mapping tissue → genes × traits signed z (S-PrediXcan), whose values may be frames or
+    zero-argument callables returning one (read when needed), or one frame (a single
+    "tissue"). In module space with an ``lv_model`` (:class:`gpu_engine.plier.LVModel` or a
+    fitted PLIER) both are projected with it (per tissue for the traits); without one they
+    must already be LVs × columns. ``top_k``: default ``GENE_TOP_K`` / ``MODULE_TOP_K``.
+    ``trait_disease``: a table with columns ``trait, disease``. ``client``: a Dask client;
+    (tissue, trait batch) pieces then run as tasks. Memory: one tissue's z and one batch's
+    len(top_k) × batch × drugs scores at a time.
+    """
+    from ..distributed import map_tasks
+
+    if space not in ("gene", "module"):
+        raise InputError(f"drug scores: space must be 'gene' or 'module', not {space!r}")
+    top_k = tuple(top_k if top_k is not None else (GENE_TOP_K if space == "gene"
+                                                   else MODULE_TOP_K))
+    if not top_k:
+        raise InputError("drug scores: top_k is empty")
+    _ks(top_k, 1)
+    be = get_backend(backend)
+    if isinstance(trait_signatures, pd.DataFrame):
+        trait_signatures = {"all": trait_signatures}
+    tissues = list(tissues) if tissues is not None else list(trait_signatures)
+    missing = [t for t in tissues if t not in trait_signatures]
+    if missing:
+        raise InputError(f"drug scores: no trait signatures for tissue(s) {preview(missing)}")
+    if not tissues:
+        raise InputError("drug scores: no tissues")
+    report: dict = {"space": space, "tissues": len(tissues)}
+    if lv_model is not None and hasattr(lv_model, "lv_model"):
+        lv_model = lv_model.lv_model()
+    if space == "gene" and lv_model is not None:
+        raise InputError("drug scores: lv_model is for space='module'")
+
+    D = _clean(drug_signatures, "drug signatures", "drugs", report)
+    if space == "module" and lv_model is not None:
+        D = lv_model.transform(D)
+    drugs = list(D.columns)
+    if not drugs:
+        raise InputError("drug scores: no drug with a finite signature")
+
+    def load(tissue):
+        z = trait_signatures[tissue]
+        z = z() if callable(z) else z
+        z = _clean(z, f"trait signatures ({tissue})", "traits", report, drop=False)
+        if space == "module" and lv_model is not None:
+            z = lv_model.transform(z)
+        return z
+
+    traits: list | None = None
+    best = rank = None
+    per_tissue = []
+    from ..progress import track
+
+    for ti, tissue in track(list(enumerate(tissues)), "tissues", enabled=progress):
+        z = load(tissue)
+        if traits is None:
+            traits = list(z.columns)
+            rank = np.full((len(traits), len(drugs)), -np.inf)
+            best = np.zeros((len(traits), len(drugs)), np.int16)
+        else:
+            extra = set(z.columns) - set(traits)
+            if extra:
+                raise InputError(f"trait signatures ({tissue}): traits not in the first tissue "
+                                 f"{tissues[0]!r}: {preview(sorted(extra))}; give every tissue "
+                                 "the same traits (missing values may be NaN)")
+            absent = len(set(traits) - set(z.columns))
+            if absent:
+                report[f"trait signatures ({tissue})_absent_traits"] = absent
+            z = z.reindex(columns=traits, fill_value=0.0)
+        genes = list(z.index[member(z.index.to_numpy(), D.index.to_numpy())])
+        if not genes:
+            raise InputError(f"drug scores: no {'gene' if space == 'gene' else 'LV'} in common "
+                             f"between the drug signatures ({preview(D.index)}) and the trait "
+                             f"signatures of {tissue!r} ({preview(z.index)})")
+        per_tissue.append({"tissue": tissue, "features_used": len(genes),
+                           "features_drugs": len(D), "features_traits": len(z)})
+        Dm = D.loc[genes].to_numpy(np.float64)
+        Zt = np.ascontiguousarray(z.loc[genes].to_numpy(np.float64).T)
+        batches = [slice(s, min(s + batch_traits, len(traits)))
+                   for s in range(0, len(traits), batch_traits)]
+        res = map_tasks(_batch_ranks, [(Zt[b],) for b in batches],
+                        shared={"D": Dm, "top_k": top_k, "backend": be.name}, client=client)
+        for b, R in zip(batches, res):
+            better = R > rank[b]
+            rank[b] = np.where(better, R, rank[b])
+            best[b][better] = ti
+    report["per_tissue"] = per_tissue
+    report["drugs"], report["traits"] = len(drugs), len(traits)
+    drug_trait = pd.DataFrame(rank.T, index=pd.Index(drugs, name="drug"),
+                              columns=pd.Index(traits, name="trait"))
+    best_tissue = pd.DataFrame(np.asarray(tissues, dtype=object)[best.T], index=drug_trait.index,
+                               columns=drug_trait.columns)
+    out = DrugScores(space, top_k, tissues, drug_trait, best_tissue, report=report,
+                     drug_features=D if space == "module" else None)
+    if trait_disease is not None:
+        out.drug_disease, out.disease_trait = to_diseases(drug_trait, trait_disease, report)
+    return out
+
+
+def to_diseases(drug_trait: pd.DataFrame, trait_disease: pd.DataFrame,
+                report: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """drugs × diseases: for each disease the maximum over its traits (``trait_disease``:
+    columns trait, disease; a trait may map to several diseases); and the trait giving it
+    (the first such trait in ``drug_trait``'s order on ties). Traits of the map that were
+    not scored are counted in ``report``; a disease with none of its traits scored is
+    dropped there too."""
+    for col in ("trait", "disease"):
+        if col not in trait_disease.columns:
+            raise InputError(f"trait → disease map: missing column {col!r} (need trait, disease)")
+    m = trait_disease[["trait", "disease"]].astype(str).drop_duplicates()
+    scored = member(m["trait"].to_numpy(), drug_trait.columns.astype(str).to_numpy())
+    if report is not None:
+        report["map_traits_not_scored"] = sorted(set(m.loc[~scored, "trait"]))
+    m = m.loc[scored]
+    if m.empty:
+        raise InputError("trait → disease map: none of its traits were scored "
+                         f"(map {preview(trait_disease['trait'])}, scores "
+                         f"{preview(drug_trait.columns)})")
+    cols = {str(c): i for i, c in enumerate(drug_trait.columns)}
+    V = drug_trait.to_numpy()
+    diseases = list(dict.fromkeys(m["disease"]))
+    out = np.empty((V.shape[0], len(diseases)))
+    arg = np.empty((V.shape[0], len(diseases)), dtype=object)
+    for j, (dis, g) in enumerate(m.groupby("disease", sort=False)):
+        idx = sorted(cols[t] for t in g["trait"])
+        sub = V[:, idx]
+        a = sub.argmax(1)
+        out[:, j] = sub[np.arange(len(sub)), a]
+        arg[:, j] = drug_trait.columns.to_numpy()[np.asarray(idx)[a]]
+    if report is not None:
+        report["diseases"] = len(diseases)
+    index = drug_trait.index
+    cols_ = pd.Index(diseases, name="disease")
+    return (pd.DataFrame(out, index=index, columns=cols_),
+            pd.DataFrame(arg, index=index, columns=cols_))
+
+
+def lv_contributions(drug_lv: pd.DataFrame, trait_lv: pd.DataFrame, drug: str, trait: str, *,
+                     top_k="all") -> pd.DataFrame:
+    """The module-based score of one (drug, trait) in one tissue as a sum over LVs:
+    contribution_lv = −L̂[lv, drug] · M̂_k[lv, trait] (M̂_k keeps the trait's top-k LVs by |M̂|).
+    ``drug_lv``: LVs × drugs, ``trait_lv``: LVs × traits (projected). Returns lv,
+    contribution, drug_value, trait_value sorted by contribution (largest first); the
+    contributions sum to the score."""
+    for name, frame, col in (("drug", drug_lv, drug), ("trait", trait_lv, trait)):
+        if col not in frame.columns:
+            raise InputError(f"LV contributions: {name} {col!r} is not in the projected "
+                             f"{name}s ({preview(frame.columns)})")
+    lvs = drug_lv.index.intersection(trait_lv.index, sort=False)
+    d = drug_lv.loc[lvs, drug].to_numpy(np.float64)
+    m = np.nan_to_num(trait_lv.loc[lvs, trait].to_numpy(np.float64))
+    if top_k != "all":
+        keep = top_order(np.abs(m)[None, :], int(top_k))[0]
+        mask = np.zeros(len(m), bool)
+        mask[keep] = True
+        m = np.where(mask, m, 0.0)
+    c = -d * m
+    out = pd.DataFrame({"lv": lvs, "contribution": c, "drug_value": d, "trait_value": m})
+    return out.sort_values("contribution", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def explain(scores: DrugScores, drug: str, target: str, trait_signatures, *, lv_model=None,
+            top_k="all") -> pd.DataFrame:
+    """Which LVs make a module-based prediction: for ``target`` a disease (the trait and
+    tissue giving its maximum are used) or a trait (its best tissue), the LV contributions
+    (:func:`lv_contributions`) of the raw score −L̂ᵀM̂ in that tissue, with the trait's
+    projection recomputed from ``trait_signatures`` (as passed to :func:`score`)."""
+    if scores.space != "module" or scores.drug_features is None:
+        raise InputError("explain: LV contributions need module-space scores")
+    if scores.drug_disease is not None and target in scores.drug_disease.columns:
+        trait = scores.disease_trait.loc[drug, target]
+    elif target in scores.drug_trait.columns:
+        trait = target
+    else:
+        raise InputError(f"explain: {target!r} is neither a scored disease nor a scored trait")
+    if drug not in scores.drug_trait.index:
+        raise InputError(f"explain: drug {drug!r} was not scored")
+    tissue = scores.best_tissue.loc[drug, trait]
+    if isinstance(trait_signatures, pd.DataFrame):
+        trait_signatures = {"all": trait_signatures}
+    z = trait_signatures[tissue]
+    z = _clean(z() if callable(z) else z, f"trait signatures ({tissue})", "traits", {},
+               drop=False)
+    if lv_model is not None:
+        lv_model = lv_model.lv_model() if hasattr(lv_model, "lv_model") else lv_model
+        z = lv_model.transform(z)
+    out = lv_contributions(scores.drug_features, z, drug, trait, top_k=top_k)
+    return out.assign(drug=drug, trait=trait, tissue=tissue)
