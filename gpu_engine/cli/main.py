@@ -209,9 +209,14 @@ def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
     planted truth, and print a summary table.
 
     \b
-    Stages so far: world (generation + planted-structure checks) and gls (module–trait
-    association: power, false discoveries, null type-I error). Each later capability
-    (PLIER, clustering, drugs, CCC) adds its stage here.
+    Stages: world (generation + planted-structure checks), twas (S-PrediXcan /
+    S-MultiXcan from a GWAS, gene correlations), plier (pathways and modules recovered),
+    gls (module–trait association: power, false discoveries, null type-I error), cluster
+    (consensus vs planted trait clusters, driving LVs), drugs (gene- and module-based AUC /
+    AP on the gold standard), ccc (co-expression of same-module genes, parity with
+    ccc-coef).
+
+    
     Example:
       gpu-engine demo --out gpu_engine_demo
     """
@@ -314,6 +319,7 @@ from . import plier_commands  # noqa: E402,F401  (registers plier fit|project)
 from . import twas_commands  # noqa: E402,F401  (registers twas spredixcan|smultixcan|gene-corr)
 from . import ccc_commands  # noqa: E402,F401  (registers ccc)
 from . import cluster_commands  # noqa: E402,F401  (registers cluster ensemble|consensus|interpret)
+from . import drugs_commands  # noqa: E402,F401  (registers drugs score|evaluate)
 
 
 def main() -> None:

@@ -1,0 +1,232 @@
+"""``gpu-engine drugs score|evaluate``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+
+
+def _fail(exc):
+    raise click.ClickException(str(exc)) from None
+
+
+@cli.group(context_settings=CONTEXT)
+def drugs() -> None:
+    """Drug repurposing: drug signatures vs trait signatures, in gene or module space.
+
+    \b
+      gpu-engine drugs score --signatures lincs.parquet --twas-z spredixcan/ \\
+          --trait-disease trait_disease.tsv --out gene_scores/
+      gpu-engine drugs score --space module --lv-model plier_model/ --signatures lincs.parquet \\
+          --twas-z spredixcan/ --trait-disease trait_disease.tsv --out module_scores/
+      gpu-engine drugs evaluate --scores gene=gene_scores/ --scores module=module_scores/ \\
+          --gold gold_standard.tsv --out evaluation/
+    """
+
+
+@drugs.command("score", context_settings=CONTEXT)
+@click.option("--signatures", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Drug signatures, genes × drugs (Parquet/TSV/CSV, first column the genes), "
+              "e.g. LINCS L1000 consensus signatures. With --space module and no --lv-model: "
+              "already projected, LVs × drugs.")
+@click.option("--twas-z", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Signed TWAS z per tissue: a folder with one genes × traits matrix per "
+              "tissue (file or matrix folder, named after the tissue), one matrix file, or, "
+              "with --spredixcan-pattern, a folder of S-PrediXcan CSVs.")
+@click.option("--spredixcan-pattern", default=None,
+              help="File names of S-PrediXcan outputs in --twas-z, e.g. "
+              "'{trait}-gtex_v8-mashr-{tissue}.csv'.")
+@click.option("--gene-column", default="gene_name", show_default=True,
+              help="Gene column of the S-PrediXcan CSVs (gene_name: symbols, gene: Ensembl).")
+@click.option("--space", type=click.Choice(["gene", "module"]), default="gene",
+              show_default=True)
+@click.option("--lv-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Module space: a PLIER model folder (gpu-engine plier fit); "
+              "signatures and z are projected with it (per tissue).")
+@click.option("--top-k", default=None,
+              help="Comma-separated k values ('all' or integers). Default: all,50,100,250,500 "
+              "(gene) or all,5,10,25,50 (module).")
+@click.option("--tissues", default=None, help="Comma-separated subset of tissues.")
+@click.option("--trait-disease", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Table with columns trait, disease: scores per disease are "
+              "the maximum over its traits.")
+@click.option("--top", type=int, default=20, show_default=True,
+              help="Top predictions listed (module space: with their top 5 LVs).")
+@click.option("--batch-traits", type=int, default=2048, show_default=True,
+              help="Traits per piece (memory: top-k × batch × drugs floats; Dask task size).")
+@click.option("--scheduler", default=None,
+              help="Run (tissue, trait batch) pieces on a Dask cluster: 'local' or an address.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder: drug_trait.parquet, best_tissue.parquet, drug_disease.parquet, "
+              "disease_trait.parquet, top_predictions.tsv, report.json.")
+@click.option("--overwrite", is_flag=True)
+@click.pass_obj
+def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, space, lv_model,
+              top_k, tissues, trait_disease, top, batch_traits, scheduler, out,
+              overwrite) -> None:
+    """Score every drug against every trait and disease.
+
+    Per tissue and k: −(drug signature)ᵀ(trait's signed z, top-k genes by |z|); the scores
+    become ranks of the drugs within each trait, averaged over k, maximum over tissues; a
+    disease takes the maximum over its traits. Higher = stronger predicted reversal."""
+    import pandas as pd
+
+    from ..backend import get_backend
+    from ..distributed import get_client
+    from ..drugs import explain, score
+    from ..drugs.inputs import spredixcan_files, tissue_matrices
+    from ..errors import GpuEngineError
+    from ..io import atomic_dir, read_matrix, read_table, write_matrix, write_table
+
+    con = _console()
+    t0 = time.perf_counter()
+    client = None
+    try:
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} already exists; pass --overwrite")
+        be = get_backend(obj.backend)
+        D = read_matrix(signatures, allow_nan=True, what="drug signatures")
+        Z = (spredixcan_files(twas_z, spredixcan_pattern, gene_column=gene_column)
+             if spredixcan_pattern else tissue_matrices(twas_z))
+        model = None
+        if lv_model is not None:
+            if space != "module":
+                raise click.UsageError("--lv-model is for --space module")
+            from ..plier import PLIER
+
+            model = PLIER.load(lv_model, backend=be.name)
+        ks = None
+        if top_k:
+            ks = tuple(k.strip() if k.strip() == "all" else int(k) for k in top_k.split(","))
+        td = read_table(trait_disease, what="trait → disease map") if trait_disease else None
+        client = get_client(scheduler)
+        s = score(D, Z, space=space, lv_model=model, top_k=ks,
+                  tissues=tissues.split(",") if tissues else None, trait_disease=td,
+                  backend=be, client=client, batch_traits=batch_traits,
+                  progress=_progress_enabled())
+        target = s.drug_disease if s.drug_disease is not None else s.drug_trait
+        kind = "disease" if s.drug_disease is not None else "trait"
+        best = (target.stack().rename("score").reset_index()
+                .sort_values("score", ascending=False, kind="stable").head(top))
+        best.columns = ["drug", kind, "score"]
+        if kind == "disease":
+            best["trait"] = [s.disease_trait.loc[d, x] for d, x in zip(best["drug"], best[kind])]
+        tcol = best["trait"] if kind == "disease" else best[kind]
+        best["tissue"] = [s.best_tissue.loc[d, t] for d, t in zip(best["drug"], tcol)]
+        if space == "module":
+            tops = []
+            for d, x in zip(best["drug"], best[kind]):
+                c = explain(s, d, x, Z, lv_model=model).head(5)
+                tops.append(", ".join(f"{lv} ({v:+.2f})" for lv, v in
+                                      zip(c["lv"], c["contribution"])))
+            best["top_lvs"] = tops
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            tmp = Path(tmp)
+            write_matrix(s.drug_trait, tmp / "drug_trait.parquet", label="drug")
+            write_table(s.best_tissue.reset_index(), tmp / "best_tissue.parquet")
+            if s.drug_disease is not None:
+                write_matrix(s.drug_disease, tmp / "drug_disease.parquet", label="drug")
+                write_table(s.disease_trait.reset_index(), tmp / "disease_trait.parquet")
+            if s.drug_features is not None:
+                write_matrix(s.drug_features, tmp / "drug_lv.parquet", label="lv")
+            write_table(best, tmp / "top_predictions.tsv")
+            (tmp / "report.json").write_text(json.dumps(
+                {**s.report, "top_k": [str(k) for k in s.top_k], "tissues": s.tissues,
+                 "backend": be.name}, indent=1, default=str))
+    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
+        _fail(exc)
+    finally:
+        if client is not None:
+            client.close()
+    con.print(f"[bold]drug scores ({space} space)[/bold]: {s.report['drugs']:,} drugs × "
+              f"{s.report['traits']:,} traits × {len(s.tissues)} tissues × k = "
+              f"{', '.join(map(str, s.top_k))}"
+              + (f" → {s.drug_disease.shape[1]:,} diseases" if s.drug_disease is not None
+                 else "") + f" in {time.perf_counter() - t0:.1f} s")
+    used = [p["features_used"] for p in s.report["per_tissue"]]
+    con.print(f"{'genes' if space == 'gene' else 'LVs'} used per tissue: {min(used):,}–"
+              f"{max(used):,}")
+    for key, v in s.report.items():
+        if ("dropped" in key or "set_to_0" in key or "missing" in key or "absent" in key
+                or "not_scored" in key) and v:
+            con.print(f"  {key}: {v if not isinstance(v, list) else f'{len(v)} ({v[:5]})'}")
+    from rich.table import Table
+
+    t = Table(title=f"top {len(best)} predictions")
+    for c in best.columns:
+        t.add_column(str(c))
+    for r in best.itertuples(index=False):
+        t.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r])
+    con.print(t)
+    con.print(f"written to {out}/")
+
+
+@drugs.command("evaluate", context_settings=CONTEXT)
+@click.option("--scores", "score_dirs", multiple=True, required=True,
+              help="A folder written by `drugs score` (its drug_disease.parquet), optionally "
+              "named: module=dir. Repeat to compare methods in one plot.")
+@click.option("--gold", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Gold standard: columns drug, disease, label (1 indication, "
+              "0 non-indication), e.g. PharmacotherapyDB.")
+@click.option("--permutations", type=int, default=1000, show_default=True,
+              help="Label permutations for the baseline.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder: metrics.tsv, pairs_<name>.parquet, curves.png.")
+@click.option("--overwrite", is_flag=True)
+def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
+    """ROC AUC and average precision of drug–disease predictions on a gold standard, with a
+    permutation baseline, ROC and precision–recall curves."""
+    import pandas as pd
+
+    from ..drugs import evaluate, plot_curves
+    from ..errors import GpuEngineError, InputFileNotFoundError
+    from ..io import atomic_dir, read_matrix, read_table, write_table
+
+    con = _console()
+    evals = {}
+    try:
+        g = read_table(gold, what="gold standard")
+        for item in score_dirs:
+            name, _, d = item.rpartition("=")
+            d = Path(d)
+            name = name or d.name
+            f = d / "drug_disease.parquet"
+            if not f.is_file():
+                raise InputFileNotFoundError(f"{d}: no drug_disease.parquet; run `drugs score` "
+                                             "with --trait-disease")
+            evals[name] = evaluate(read_matrix(f, what="drug–disease scores"), g,
+                                   n_permutations=permutations, seed=seed)
+        rows = [{"method": n, **e.summary(), "dropped_drug_not_scored":
+                 e.report["dropped_drug_not_scored"], "dropped_disease_not_scored":
+                 e.report["dropped_disease_not_scored"]} for n, e in evals.items()]
+        metrics = pd.DataFrame(rows)
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            tmp = Path(tmp)
+            write_table(metrics, tmp / "metrics.tsv")
+            for n, e in evals.items():
+                write_table(e.pairs, tmp / f"pairs_{n}.parquet")
+            plot_curves(evals, tmp / "curves.png")
+    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
+        _fail(exc)
+    from rich.table import Table
+
+    t = Table(title="drug–disease prediction on the gold standard")
+    for c in ("method", "pairs", "positives", "AUC", "null AUC", "p", "AP", "null AP", "p"):
+        t.add_column(c)
+    for r in metrics.itertuples(index=False):
+        t.add_row(r.method, f"{r.pairs:,}", f"{r.positives:,}", f"{r.auc:.3f}",
+                  f"{r.auc_null_mean:.3f}", f"{r.auc_pvalue:.3g}", f"{r.ap:.3f}",
+                  f"{r.ap_null_mean:.3f}", f"{r.ap_pvalue:.3g}")
+    con.print(t)
+    for n, e in evals.items():
+        dropped = e.report["dropped_drug_not_scored"] + e.report["dropped_disease_not_scored"]
+        if dropped:
+            con.print(f"  {n}: {dropped} gold pairs dropped (drug or disease not scored: "
+                      f"{e.report['missing_drugs'][:5]} {e.report['missing_diseases'][:5]})")
+    con.print(f"written to {out}/ (metrics.tsv, curves.png)")

@@ -1,0 +1,99 @@
+"""`gpu-engine drugs score|evaluate` on a synthetic world; the S-PrediXcan file reader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from gpu_engine.cli.main import cli
+from gpu_engine.drugs import evaluate, score
+from gpu_engine.drugs.inputs import spredixcan_files, tissue_matrices
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["--backend", "cpu", *map(str, args)])
+
+
+def test_score_and_evaluate_chain(small_world, tmp_path):
+    w = small_world
+    res = _run("drugs", "score", "--signatures", w.path / "drugs" / "signatures.parquet",
+               "--twas-z", w.path / "spredixcan", "--top-k", "all,50",
+               "--trait-disease", w.path / "trait_disease.tsv", "--out", tmp_path / "gene")
+    assert res.exit_code == 0, res.output
+    for f in ("drug_trait.parquet", "best_tissue.parquet", "drug_disease.parquet",
+              "disease_trait.parquet", "top_predictions.tsv", "report.json"):
+        assert (tmp_path / "gene" / f).is_file(), f
+    api = score(w.drug_signatures(), {t: w.spredixcan(t) for t in w.tissues},
+                top_k=("all", 50), trait_disease=w.trait_disease())
+    got = pd.read_parquet(tmp_path / "gene" / "drug_disease.parquet").set_index("drug")
+    np.testing.assert_array_equal(got.to_numpy(), api.drug_disease.to_numpy())
+    rep = json.loads((tmp_path / "gene" / "report.json").read_text())
+    assert rep["tissues"] == w.tissues and rep["top_k"] == ["all", "50"]
+
+    # module space from already projected inputs (LVs × drugs, LVs × traits per tissue)
+    from gpu_engine.plier import LVModel
+
+    m = LVModel(w.truth("Z"), 1.0, backend="cpu")
+    (tmp_path / "proj").mkdir()
+    from gpu_engine.io import write_matrix
+
+    write_matrix(m.transform(w.drug_signatures()), tmp_path / "drug_lv.parquet", label="lv")
+    for t in w.tissues:
+        write_matrix(m.transform(w.spredixcan(t).astype(float)), tmp_path / "proj" /
+                     f"{t}.parquet", label="lv")
+    res = _run("drugs", "score", "--space", "module", "--signatures",
+               tmp_path / "drug_lv.parquet", "--twas-z", tmp_path / "proj", "--trait-disease",
+               w.path / "trait_disease.tsv", "--top", 5, "--out", tmp_path / "module")
+    assert res.exit_code == 0, res.output
+    top = pd.read_csv(tmp_path / "module" / "top_predictions.tsv", sep="\t")
+    assert len(top) == 5 and top["top_lvs"].str.contains("M0").all()
+
+    res = _run("drugs", "evaluate", "--scores", f"gene={tmp_path / 'gene'}", "--scores",
+               f"module={tmp_path / 'module'}", "--gold", w.path / "drugs" / "gold_standard.tsv",
+               "--permutations", 50, "--out", tmp_path / "ev")
+    assert res.exit_code == 0, res.output
+    metrics = pd.read_csv(tmp_path / "ev" / "metrics.tsv", sep="\t").set_index("method")
+    want = evaluate(api, w.gold_standard(), n_permutations=50)
+    assert metrics.loc["gene", "auc"] == want.auc and metrics.loc["gene", "ap"] == want.ap
+    assert (tmp_path / "ev" / "curves.png").is_file()
+    # errors are messages, not tracebacks; no half-written folder
+    res = _run("drugs", "evaluate", "--scores", tmp_path / "proj", "--gold",
+               w.path / "drugs" / "gold_standard.tsv", "--out", tmp_path / "ev2")
+    assert res.exit_code != 0 and "no drug_disease.parquet" in res.output
+    assert not (tmp_path / "ev2").exists()
+
+
+def test_spredixcan_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    z = {}
+    for tissue in ("Liver", "Whole_Blood"):
+        for trait in ("t1", "t2"):
+            genes = [f"G{i}" for i in rng.permutation(6)]
+            vals = rng.normal(size=6)
+            vals[0] = np.nan
+            pd.DataFrame({"gene": [f"ENSG{g}" for g in genes], "gene_name": genes,
+                          "zscore": vals, "pvalue": 0.5}).to_csv(
+                tmp_path / f"{trait}-gtex_v8-mashr-{tissue}.csv", index=False)
+            z[(tissue, trait)] = pd.Series(vals, index=genes)
+    (tmp_path / "README.txt").write_text("not a result")
+    got = spredixcan_files(tmp_path, "{trait}-gtex_v8-mashr-{tissue}.csv")
+    assert sorted(got) == ["Liver", "Whole_Blood"]
+    frame = got["Liver"]()
+    assert list(frame.columns) == ["t1", "t2"]
+    pd.testing.assert_series_equal(frame["t2"].loc[z[("Liver", "t2")].index],
+                                   z[("Liver", "t2")], check_names=False)
+    ens = spredixcan_files(tmp_path, "{trait}-gtex_v8-mashr-{tissue}.csv", gene_column="gene")
+    assert ens["Liver"]().index[0].startswith("ENSG")
+    import pytest
+
+    from gpu_engine.errors import InputError
+
+    with pytest.raises(InputError, match="no file matches"):
+        spredixcan_files(tmp_path, "{trait}__{tissue}.txt")
+    with pytest.raises(InputError, match="needs both"):
+        spredixcan_files(tmp_path, "{trait}.csv")
+    with pytest.raises(InputError, match="no matrix files"):
+        tissue_matrices(tmp_path / "empty") if (tmp_path / "empty").mkdir() is None else None
