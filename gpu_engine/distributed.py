@@ -61,7 +61,9 @@ def map_tasks(fn: Callable, tasks: Iterable[tuple], *, total: int | None = None,
                                                 enabled=progress)]
     from dask.distributed import as_completed
 
-    scattered = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+    # hash=False: a fresh key per call; equal data scattered by consecutive calls would
+    # otherwise share a key that the previous call's release can drop under the next one
+    scattered = {k: client.scatter(v, broadcast=True, hash=False) for k, v in shared.items()}
     futures = [client.submit(fn, *t, **scattered, pure=False) for t in tasks]
     order = {f.key: i for i, f in enumerate(futures)}
     results: list = [None] * len(futures)

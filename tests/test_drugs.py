@@ -75,6 +75,12 @@ def test_raw_scores_by_k_and_top_order_ties():
     assert top_order(A, 2).tolist() == [[0, 2]]           # equal |z|: first listed wins
     assert top_order(A, 4).tolist() == [[0, 2, 4, 3]]
     assert top_order(A, 9).tolist() == [[0, 2, 4, 3, 1]]
+    rng = np.random.default_rng(7)
+    for _ in range(100):  # many ties: equal to a stable sort by −|z|
+        B = np.abs(np.round(rng.normal(size=(5, 30)), 1))
+        k = int(rng.integers(1, 30))
+        np.testing.assert_array_equal(top_order(B, k),
+                                      np.argsort(-B, axis=1, kind="stable")[:, :k])
     rng = np.random.default_rng(1)
     Dm, Zt = rng.normal(size=(8, 4)), rng.normal(size=(3, 8))
     S = raw_scores(Dm, Zt, ("all", 2, 8))

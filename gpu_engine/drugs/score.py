@@ -66,11 +66,14 @@ def top_order(A: np.ndarray, k: int) -> np.ndarray:
     n = A.shape[1]
     if k >= n:
         return np.argsort(-A, axis=1, kind="stable")
-    thr = -np.partition(-A, k - 1, axis=1)[:, k - 1]
-    gt = A > thr[:, None]
-    eq = A == thr[:, None]
-    need = k - gt.sum(1)
-    take = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
+    thr = np.partition(A, n - k, axis=1)[:, n - k]  # each row's k-th largest value
+    take = A >= thr[:, None]
+    over = take.sum(1) - k  # > 0: values equal to the threshold straddle position k
+    if over.any():
+        rows = np.flatnonzero(over)
+        eq = A[rows] == thr[rows, None]
+        drop = eq & (np.cumsum(eq[:, ::-1], axis=1)[:, ::-1] <= over[rows, None])
+        take[rows] &= ~drop  # keep the first-listed of the tied values
     idx = np.nonzero(take)[1].reshape(A.shape[0], k)
     o = np.argsort(-np.take_along_axis(A, idx, 1), axis=1, kind="stable")
     return np.take_along_axis(idx, o, 1)
@@ -91,8 +94,8 @@ def _ks(top_k, n_features: int) -> tuple[list, list]:
 def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str = "cpu"
                ) -> np.ndarray:
     """The score matrices of one tissue: ``D`` features × drugs, ``Zt`` traits × features
-    (float64, no NaN). Returns len(top_k) × traits × drugs, in ``top_k``'s order (a k larger
-    than the number of features equals ``"all"``)."""
+    (float64, no NaN). Returns a list of traits × drugs matrices in ``top_k``'s order (a k
+    larger than the number of features equals ``"all"``)."""
     from ..kernels import topk as kt
 
     be = get_backend(backend)
@@ -113,7 +116,7 @@ def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str =
     if has_all:
         xp = be.xp
         out["all"] = be.to_host(-(xp.asarray(Zt) @ xp.asarray(D)))
-    return np.stack([out["all" if (k == "all" or k is None) else int(k)] for k in top_k])
+    return [out["all" if (k == "all" or k is None) else int(k)] for k in top_k]
 
 
 def _row_ranks(S: np.ndarray, be: Backend) -> np.ndarray:
@@ -128,7 +131,7 @@ def _batch_ranks(Zt, D, top_k, backend) -> np.ndarray:
     """Mean over k of the within-trait ranks of the drugs: traits × drugs."""
     be = get_backend(backend)
     S = raw_scores(D, Zt, top_k, backend=be)
-    R = np.zeros(S.shape[1:])
+    R = np.zeros(S[0].shape)
     for s in S:
         R += _row_ranks(s, be)
     return R / len(S)
@@ -155,6 +158,52 @@ def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
         raise InputError(f"{what}: duplicated genes / LVs {preview(out.index[out.index.duplicated()])}"
                          "; make them unique first")
     return out
+
+
+def _tissue_matrix(z: pd.DataFrame, tissue: str, D_index: pd.Index, traits: list, space: str,
+                   report: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One tissue's z as traits × common features (float64, NaN → 0, in ``traits`` order and
+    the tissue's feature order) and the common features' rows in the drug matrix."""
+    what = f"trait signatures ({tissue})"
+    if not isinstance(z, pd.DataFrame):
+        raise InputError(f"{what}: expected a DataFrame (genes × traits), got {type(z).__name__}")
+    if z.index.has_duplicates:
+        raise InputError(f"{what}: duplicated genes {preview(z.index[z.index.duplicated()])}; "
+                         "make them unique first")
+    v = z.to_numpy()
+    if v.dtype.kind not in "fiu":
+        raise InputError(f"{what}: values must be numeric (got {v.dtype})")
+    bad = ~np.isfinite(v)
+    n_bad = int(bad.sum())
+    if n_bad:
+        report[f"{what}_values_set_to_0"] = n_bad
+        empty = bad.all(0)
+        if empty.any():
+            report[f"{what}_all_missing_traits"] = [str(c) for c in z.columns[empty]]
+    cols = pd.Index(z.columns)
+    extra = cols.difference(pd.Index(traits))
+    if len(extra):
+        raise InputError(f"{what}: traits not in the first tissue: {preview(sorted(extra))}; "
+                         "give every tissue the same traits (missing values may be NaN)")
+    col_idx = cols.get_indexer(traits)
+    if (col_idx < 0).any():
+        report[f"{what}_absent_traits"] = int((col_idx < 0).sum())
+    rows_z = np.flatnonzero(member(z.index.to_numpy(), D_index.to_numpy()))
+    if not len(rows_z):
+        raise InputError(f"drug scores: no {'gene' if space == 'gene' else 'LV'} in common "
+                         f"between the drug signatures ({preview(D_index)}) and the {what} "
+                         f"({preview(z.index)})")
+    rows_D = D_index.get_indexer(z.index[rows_z])
+    sub = v[rows_z]
+    if (col_idx >= 0).all():
+        Zt = np.ascontiguousarray(sub[:, col_idx].T, dtype=np.float64)
+    else:
+        Zt = np.zeros((len(traits), len(rows_z)))
+        ok = col_idx >= 0
+        Zt[ok] = sub[:, col_idx[ok]].T
+    if n_bad:
+        Zt[~np.isfinite(Zt)] = 0.0
+    return Zt, rows_D
 
 
 def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene",
@@ -205,44 +254,27 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
     if not drugs:
         raise InputError("drug scores: no drug with a finite signature")
 
-    def load(tissue):
-        z = trait_signatures[tissue]
-        z = z() if callable(z) else z
-        z = _clean(z, f"trait signatures ({tissue})", "traits", report, drop=False)
-        if space == "module" and lv_model is not None:
-            z = lv_model.transform(z)
-        return z
-
     traits: list | None = None
     best = rank = None
     per_tissue = []
+    D_index = pd.Index(D.index)
+    D_values = D.to_numpy(np.float64)
     from ..progress import track
 
     for ti, tissue in track(list(enumerate(tissues)), "tissues", enabled=progress):
-        z = load(tissue)
+        z = trait_signatures[tissue]
+        z = z() if callable(z) else z
+        if space == "module" and lv_model is not None:
+            z = lv_model.transform(_clean(z, f"trait signatures ({tissue})", "traits", report,
+                                          drop=False))
         if traits is None:
             traits = list(z.columns)
             rank = np.full((len(traits), len(drugs)), -np.inf)
             best = np.zeros((len(traits), len(drugs)), np.int16)
-        else:
-            extra = set(z.columns) - set(traits)
-            if extra:
-                raise InputError(f"trait signatures ({tissue}): traits not in the first tissue "
-                                 f"{tissues[0]!r}: {preview(sorted(extra))}; give every tissue "
-                                 "the same traits (missing values may be NaN)")
-            absent = len(set(traits) - set(z.columns))
-            if absent:
-                report[f"trait signatures ({tissue})_absent_traits"] = absent
-            z = z.reindex(columns=traits, fill_value=0.0)
-        genes = list(z.index[member(z.index.to_numpy(), D.index.to_numpy())])
-        if not genes:
-            raise InputError(f"drug scores: no {'gene' if space == 'gene' else 'LV'} in common "
-                             f"between the drug signatures ({preview(D.index)}) and the trait "
-                             f"signatures of {tissue!r} ({preview(z.index)})")
-        per_tissue.append({"tissue": tissue, "features_used": len(genes),
+        Zt, rows_D = _tissue_matrix(z, tissue, D_index, traits, space, report)
+        per_tissue.append({"tissue": tissue, "features_used": len(rows_D),
                            "features_drugs": len(D), "features_traits": len(z)})
-        Dm = D.loc[genes].to_numpy(np.float64)
-        Zt = np.ascontiguousarray(z.loc[genes].to_numpy(np.float64).T)
+        Dm = D_values[rows_D]
         batches = [slice(s, min(s + batch_traits, len(traits)))
                    for s in range(0, len(traits), batch_traits)]
         res = map_tasks(_batch_ranks, [(Zt[b],) for b in batches],
