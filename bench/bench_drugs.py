@@ -92,5 +92,6 @@ def cases(size: str, backend) -> list[Case]:
                         f"gpu_engine {backend.name}", backend.name, check,
                         {"top_k": [str(k) for k in top_k],
                          "reference": "PhenoPLIER: about 2 hours per method"},
-                        baseline_scale=float(p["tissues"]), repeats=1))
+                        baseline_scale=float(p["tissues"]), repeats=1,
+                        warmup=0 if size == "full" else None))
     return out

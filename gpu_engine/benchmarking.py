@@ -51,6 +51,8 @@ class Case:
     # (e.g. total pairs / sampled pairs); records keep the measured times too
     baseline_scale: float = 1.0
     repeats: int | None = None  # override the run's repeats (e.g. 1 for minute-long cases)
+    warmup: int | None = None  # override the warm-up calls (0: a case of many minutes whose
+    # kernel compilation is negligible beside it)
     # a baseline that cannot run here (e.g. the reference R package): its recorded time in
     # seconds is used instead of calling ``baseline``; the record says so
     baseline_recorded_s: float | None = None
@@ -125,6 +127,8 @@ def run_case(bench: str, case: Case, backend: Backend, *, repeats: int = 5,
     sync = backend.synchronize if case.backend in ("gpu", "rapids") else (lambda: None)
     if case.repeats is not None:
         repeats = case.repeats
+    if case.warmup is not None:
+        warmup = case.warmup
     if case.baseline_recorded_s is not None:
         base_t, base_r = [case.baseline_recorded_s], None
     else:

@@ -74,8 +74,6 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
     Per tissue and k: −(drug signature)ᵀ(trait's signed z, top-k genes by |z|); the scores
     become ranks of the drugs within each trait, averaged over k, maximum over tissues; a
     disease takes the maximum over its traits. Higher = stronger predicted reversal."""
-    import pandas as pd
-
     from ..backend import get_backend
     from ..distributed import get_client
     from ..drugs import explain, score

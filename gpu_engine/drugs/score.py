@@ -25,7 +25,6 @@ value at all is dropped and named in ``report``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
