@@ -11,6 +11,11 @@ read off at each k.
 Three versions agree (tests, to rounding): ``topk_scores_reference`` (NumPy, one trait and
 one k at a time, the definition), ``topk_scores_cpu`` (numba, parallel over traits) and
 ``topk_scores_cuda`` (one block per trait, its threads over drugs).
+
+``gather_traits_cpu`` builds ``Z`` from a tissue's genes × traits values on the CPU in one
+parallel pass (row subset, column order, transpose, float64, non-finite → 0); NumPy's fancy
+indexing and transposes take ~15× longer at 6,400 × 4,091. The GPU path does the same with
+cupy indexing.
 """
 
 from __future__ import annotations
@@ -36,6 +41,31 @@ def topk_scores_reference(Z, order, D, ks) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- CPU
+@njit(parallel=True, cache=True)
+def _gather_traits_cpu(v, rows, cols, traits_major, out):
+    for t in prange(cols.shape[0]):
+        c = cols[t]
+        for j in range(rows.shape[0]):
+            x = np.float64(v[c, rows[j]] if traits_major else v[rows[j], c])
+            out[t, j] = x if np.isfinite(x) else 0.0
+
+
+def gather_traits_cpu(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``out[t, j] = v[rows[j], cols[t]]`` as float64 with non-finite values set to 0;
+    ``cols[t] = −1`` gives a row of zeros (a trait the tissue lacks). traits × genes. ``v``
+    genes × traits in either memory order (pandas often holds it column-major)."""
+    out = np.zeros((len(cols), len(rows)))
+    ok = np.flatnonzero(np.asarray(cols) >= 0)
+    if len(ok) and len(rows):
+        traits_major = not v.flags.c_contiguous and v.T.flags.c_contiguous
+        src = v.T if traits_major else np.ascontiguousarray(v)
+        tmp = np.empty((len(ok), len(rows)))
+        _gather_traits_cpu(src, np.asarray(rows, np.int64), np.asarray(cols, np.int64)[ok],
+                           traits_major, tmp)
+        out[ok] = tmp
+    return out
+
+
 @njit(parallel=True, cache=True)
 def _topk_scores_cpu(Z, order, D, ks, out):
     T = Z.shape[0]

@@ -50,3 +50,16 @@ def test_cuda_kernel_on_gpu():
     Z, order, D, ks = _inputs(np.random.default_rng(2), T=200, G=3000, n_drugs=1170, kmax=500)
     got = cp.asnumpy(kt.topk_scores_cuda(*(cp.asarray(a) for a in (Z, order, D)), ks))
     np.testing.assert_allclose(got, kt.topk_scores_cpu(Z, order, D, ks), rtol=1e-10, atol=1e-10)
+
+
+def test_gather_traits_equals_numpy_in_both_memory_orders():
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(30, 8)).astype(np.float32)
+    v[3, 2] = np.nan
+    v[5, 1] = np.inf
+    rows, cols = np.array([7, 3, 0, 29, 5]), np.array([2, -1, 0, 1, 7])
+    want = v[rows][:, np.maximum(cols, 0)].T.astype(np.float64)
+    want[cols < 0] = 0.0
+    want[~np.isfinite(want)] = 0.0
+    for arr in (v, np.asfortranarray(v)):
+        np.testing.assert_array_equal(kt.gather_traits_cpu(arr, rows, cols), want)

@@ -129,15 +129,18 @@ class LVModel:
         if Y_new.shape[1] < 2:
             raise InputError("data to project: need at least 2 columns (genes are z-scored "
                              "across the columns)")
-        common = Y_new.index.intersection(self.Z.index)
-        if len(common) == 0:
+        from ..io import member
+
+        rows = np.flatnonzero(member(Y_new.index.to_numpy(), self.Z.index.to_numpy()))
+        if len(rows) == 0:
             raise InputError(f"data to project: no gene in common with the model "
                              f"(data {preview(Y_new.index)}, model {preview(self.Z.index)})")
-        Yz, constant = zscore_rows(Y_new.loc[common], what="data to project", drop_constant=True)
-        full = Yz.reindex(self.Z.index).fillna(0.0).to_numpy()
+        Yz, constant = zscore_rows(Y_new.iloc[rows], what="data to project", drop_constant=True)
+        # genes the data lacks count as 0: only the model's columns for the genes present
+        pos = self.Z.index.get_indexer(Yz.index)
         be = get_backend(self.backend)
         xp = be.xp
-        B = be.to_host(xp.asarray(self.P_) @ xp.asarray(full))
+        B = be.to_host(xp.asarray(self.P_[:, pos]) @ xp.asarray(Yz.to_numpy()))
         self.report_ = {"model_genes": len(self.Z), "data_genes": len(Y_new),
                         "used_genes": len(Yz), "missing_genes": len(self.Z) - len(Yz),
                         "constant_genes": len(constant)}

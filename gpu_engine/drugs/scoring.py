@@ -143,8 +143,12 @@ def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"{what}: expected a DataFrame (rows × {axis_name}), got "
                          f"{type(frame).__name__}")
-    v = frame.to_numpy(np.float64, copy=True)
+    v = frame.to_numpy(np.float64)
     bad = ~np.isfinite(v)
+    if not bad.any() and not frame.index.has_duplicates:
+        report[f"{what}_values_set_to_0"] = 0
+        return frame
+    v = v.copy()
     dead = bad.all(0) if drop else np.zeros(v.shape[1], bool)
     empty = bad.all(0)
     if empty.any():
@@ -193,15 +197,9 @@ def _tissue_matrix(z: pd.DataFrame, tissue: str, D_index: pd.Index, traits: list
                          f"between the drug signatures ({preview(D_index)}) and the {what} "
                          f"({preview(z.index)})")
     rows_D = D_index.get_indexer(z.index[rows_z])
-    sub = v[rows_z]
-    if (col_idx >= 0).all():
-        Zt = np.ascontiguousarray(sub[:, col_idx].T, dtype=np.float64)
-    else:
-        Zt = np.zeros((len(traits), len(rows_z)))
-        ok = col_idx >= 0
-        Zt[ok] = sub[:, col_idx[ok]].T
-    if n_bad:
-        Zt[~np.isfinite(Zt)] = 0.0
+    from ..kernels.topk import gather_traits_cpu
+
+    Zt = gather_traits_cpu(v, rows_z, col_idx)
     return Zt, rows_D
 
 
