@@ -31,7 +31,7 @@ def row_ranks_reference(S: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------- CPU
 @njit(cache=True, inline="always")
-def _walk(col, order, out_col):
+def _walk(col, order, out_col, add):
     n = col.shape[0]
     i = 0
     while i < n:
@@ -41,23 +41,29 @@ def _walk(col, order, out_col):
             j += 1
         r = 0.5 * (i + j) + 1.0  # mean of 1-based positions i+1 … j+1
         for q in range(i, j + 1):
-            out_col[order[q]] = r
+            if add:
+                out_col[order[q]] += r
+            else:
+                out_col[order[q]] = r
         i = j + 1
 
 
 @njit(parallel=True, cache=True)
-def _row_ranks_cpu(S, out):
+def _row_ranks_cpu(S, out, add):
     for r in prange(S.shape[0]):
         row = S[r]
-        _walk(row, np.argsort(row), out[r])
+        _walk(row, np.argsort(row), out[r], add)
 
 
-def row_ranks_cpu(S: np.ndarray) -> np.ndarray:
-    """Numba CPU kernel. ``S``: (n_rows, n_cols) float."""
+def row_ranks_cpu(S: np.ndarray, out: np.ndarray | None = None, *, add: bool = False
+                  ) -> np.ndarray:
+    """Numba CPU kernel. ``S``: (n_rows, n_cols) float. ``out``: write there (``add``: add
+    the ranks to it, e.g. to sum ranks over several matrices without temporaries)."""
     S = np.ascontiguousarray(S, np.float64)
-    out = np.empty_like(S)
+    if out is None:
+        out = np.zeros_like(S) if add else np.empty_like(S)
     if S.size:
-        _row_ranks_cpu(S, out)
+        _row_ranks_cpu(S, out, add)
     return out
 
 

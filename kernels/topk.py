@@ -46,23 +46,26 @@ def _gather_traits_cpu(v, rows, cols, traits_major, out):
     for t in prange(cols.shape[0]):
         c = cols[t]
         for j in range(rows.shape[0]):
+            if c < 0:
+                out[t, j] = 0.0
+                continue
             x = np.float64(v[c, rows[j]] if traits_major else v[rows[j], c])
             out[t, j] = x if np.isfinite(x) else 0.0
 
 
-def gather_traits_cpu(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def gather_traits_cpu(v: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                      out: np.ndarray | None = None) -> np.ndarray:
     """``out[t, j] = v[rows[j], cols[t]]`` as float64 with non-finite values set to 0;
     ``cols[t] = −1`` gives a row of zeros (a trait the tissue lacks). traits × genes. ``v``
-    genes × traits in either memory order (pandas often holds it column-major)."""
-    out = np.zeros((len(cols), len(rows)))
-    ok = np.flatnonzero(np.asarray(cols) >= 0)
-    if len(ok) and len(rows):
+    genes × traits in either memory order (pandas often holds it column-major); ``out``: a
+    buffer to write into."""
+    if out is None:
+        out = np.empty((len(cols), len(rows)))
+    cols = np.asarray(cols, np.int64)
+    if len(cols) and len(rows):
         traits_major = not v.flags.c_contiguous and v.T.flags.c_contiguous
         src = v.T if traits_major else np.ascontiguousarray(v)
-        tmp = np.empty((len(ok), len(rows)))
-        _gather_traits_cpu(src, np.asarray(rows, np.int64), np.asarray(cols, np.int64)[ok],
-                           traits_major, tmp)
-        out[ok] = tmp
+        _gather_traits_cpu(src, np.asarray(rows, np.int64), cols, traits_major, out)
     return out
 
 
@@ -84,13 +87,49 @@ def _topk_scores_cpu(Z, order, D, ks, out):
                 out[i, t, d] = -acc[d]
 
 
-def topk_scores_cpu(Z, order, D, ks) -> np.ndarray:
-    """Numba CPU kernel (parallel over traits)."""
+def topk_scores_cpu(Z, order, D, ks, out=None) -> np.ndarray:
+    """Numba CPU kernel (parallel over traits). ``out``: a len(ks) × traits × drugs buffer
+    to write into."""
     ks = np.ascontiguousarray(ks, np.int64)
-    out = np.empty((len(ks), Z.shape[0], D.shape[1]))
+    if out is None:
+        out = np.empty((len(ks), Z.shape[0], D.shape[1]))
     if out.size:
         _topk_scores_cpu(np.ascontiguousarray(Z, np.float64), np.ascontiguousarray(order, np.int64),
                          np.ascontiguousarray(D, np.float64), ks, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _top_order_cpu(Z, k, out):
+    n = Z.shape[1]
+    for t in prange(Z.shape[0]):
+        a = np.abs(Z[t])
+        thr = np.partition(a, n - k)[n - k]  # the k-th largest |z|
+        n_gt = 0
+        for g in range(n):
+            if a[g] > thr:
+                n_gt += 1
+        room = k - n_gt  # how many of the values equal to thr fit, first listed first
+        idx = np.empty(k, np.int64)
+        q = 0
+        for g in range(n):
+            if a[g] > thr or (a[g] == thr and room > 0):
+                if a[g] == thr:
+                    room -= 1
+                idx[q] = g
+                q += 1
+        o = np.argsort(-a[idx], kind="mergesort")  # stable: equal |z| keep feature order
+        for i in range(k):
+            out[t, i] = idx[o[i]]
+
+
+def top_order_cpu(Z: np.ndarray, k: int) -> np.ndarray:
+    """Per row of ``Z``, the indices of its ``k`` largest |values|, largest first, equal
+    values in feature order (``k`` < features). Numba, parallel over rows, no temporaries
+    beyond one row; equals ``gpu_engine.drugs.top_order(np.abs(Z), k)`` (tested)."""
+    out = np.empty((Z.shape[0], k), np.int64)
+    if out.size:
+        _top_order_cpu(np.ascontiguousarray(Z, np.float64), k, out)
     return out
 
 

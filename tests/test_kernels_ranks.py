@@ -33,6 +33,10 @@ def test_cpu_kernel_equals_reference_exactly():
         S = _scores(rng, *shape) if shape[0] > 7 else rng.integers(0, 5, shape).astype(float)
         np.testing.assert_array_equal(kr.row_ranks_cpu(S), kr.row_ranks_reference(S))
     assert kr.row_ranks_cpu(np.empty((3, 0))).shape == (3, 0)
+    S = _scores(rng)
+    acc = np.ones_like(S)
+    kr.row_ranks_cpu(S, out=acc, add=True)  # accumulate into a buffer
+    np.testing.assert_array_equal(acc, 1.0 + kr.row_ranks_reference(S))
 
 
 @pytest.mark.sim

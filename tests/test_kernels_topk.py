@@ -63,3 +63,13 @@ def test_gather_traits_equals_numpy_in_both_memory_orders():
     want[~np.isfinite(want)] = 0.0
     for arr in (v, np.asfortranarray(v)):
         np.testing.assert_array_equal(kt.gather_traits_cpu(arr, rows, cols), want)
+
+
+def test_top_order_kernel_equals_the_numpy_definition():
+    from gpu_engine.drugs import top_order
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        Z = np.round(rng.normal(size=(6, 40)), 1)  # many |z| ties, signs mixed
+        k = int(rng.integers(1, 40))
+        np.testing.assert_array_equal(kt.top_order_cpu(Z, k), top_order(np.abs(Z), k))

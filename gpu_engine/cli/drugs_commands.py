@@ -57,7 +57,7 @@ def drugs() -> None:
               "the maximum over its traits.")
 @click.option("--top", type=int, default=20, show_default=True,
               help="Top predictions listed (module space: with their top 5 LVs).")
-@click.option("--batch-traits", type=int, default=2048, show_default=True,
+@click.option("--batch-traits", type=int, default=4096, show_default=True,
               help="Traits per piece (memory: top-k × batch × drugs floats; Dask task size).")
 @click.option("--scheduler", default=None,
               help="Run (tissue, trait batch) pieces on a Dask cluster: 'local' or an address.")

@@ -90,11 +90,24 @@ def _ks(top_k, n_features: int) -> tuple[list, list]:
     return any(k == "all" or k is None for k in top_k), sorted(set(numeric))
 
 
-def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str = "cpu"
-               ) -> np.ndarray:
+def _buffer(ws: dict | None, name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+    """A ``shape`` array from the workspace ``ws`` (reused across tissues and batches: fresh
+    large allocations cost page faults on every call), or a new one without a workspace."""
+    if ws is None:
+        return np.empty(shape, dtype)
+    size = int(np.prod(shape))
+    flat = ws.get(name)
+    if flat is None or flat.size < size or flat.dtype != dtype:
+        flat = ws[name] = np.empty(size, dtype)
+    return flat[:size].reshape(shape)
+
+
+def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str = "cpu",
+               ws: dict | None = None) -> list[np.ndarray]:
     """The score matrices of one tissue: ``D`` features × drugs, ``Zt`` traits × features
     (float64, no NaN). Returns a list of traits × drugs matrices in ``top_k``'s order (a k
-    larger than the number of features equals ``"all"``)."""
+    larger than the number of features equals ``"all"``). With a workspace ``ws`` the
+    matrices live in its buffers and are valid until the next call with it."""
     from ..kernels import topk as kt
 
     be = get_backend(backend)
@@ -103,37 +116,49 @@ def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str =
     out = {}
     if ks:
         kmax = min(ks[-1], n)
-        order = top_order(np.abs(Zt), kmax)
-        capped = [min(k, n) for k in ks]
+        capped = np.asarray([min(k, n) for k in ks])
+        if kmax < n and not be.is_gpu:
+            order = kt.top_order_cpu(Zt, kmax)
+        else:
+            order = top_order(np.abs(Zt), kmax)
         if be.is_gpu:
             xp = be.xp
             S = be.to_host(kt.topk_scores_cuda(xp.asarray(Zt), xp.asarray(order),
-                                               xp.asarray(D), np.asarray(capped)))
+                                               xp.asarray(D), capped))
         else:
-            S = kt.topk_scores_cpu(Zt, order, D, np.asarray(capped))
+            S = kt.topk_scores_cpu(Zt, order, D, capped,
+                                   out=_buffer(ws, "topk", (len(ks), len(Zt), D.shape[1])))
         out.update({k: S[i] for i, k in enumerate(ks)})
     if has_all:
-        xp = be.xp
-        out["all"] = be.to_host(-(xp.asarray(Zt) @ xp.asarray(D)))
+        if be.is_gpu:
+            xp = be.xp
+            out["all"] = be.to_host(-(xp.asarray(Zt) @ xp.asarray(D)))
+        else:
+            A = _buffer(ws, "all", (len(Zt), D.shape[1]))
+            np.matmul(Zt, D, out=A)
+            out["all"] = np.negative(A, out=A)
     return [out["all" if (k == "all" or k is None) else int(k)] for k in top_k]
 
 
-def _row_ranks(S: np.ndarray, be: Backend) -> np.ndarray:
+def _batch_ranks(Zt, D, top_k, backend, ws: dict | None = None) -> np.ndarray:
+    """Mean over k of the within-trait ranks of the drugs: traits × drugs (in ``ws``'s
+    buffer when given)."""
     from ..kernels import ranks as kr
 
-    if be.is_gpu:
-        return be.to_host(kr.row_ranks_cuda(be.xp.asarray(S)))
-    return kr.row_ranks_cpu(S)
-
-
-def _batch_ranks(Zt, D, top_k, backend) -> np.ndarray:
-    """Mean over k of the within-trait ranks of the drugs: traits × drugs."""
     be = get_backend(backend)
-    S = raw_scores(D, Zt, top_k, backend=be)
-    R = np.zeros(S[0].shape)
+    S = raw_scores(D, Zt, top_k, backend=be, ws=ws)
+    if be.is_gpu:
+        xp = be.xp
+        R = xp.zeros(S[0].shape)
+        for s in S:
+            R += kr.row_ranks_cuda(xp.asarray(s))
+        return be.to_host(R / len(S))
+    R = _buffer(ws, "ranks", S[0].shape)
+    R[:] = 0.0
     for s in S:
-        R += _row_ranks(s, be)
-    return R / len(S)
+        kr.row_ranks_cpu(s, out=R, add=True)
+    R /= len(S)
+    return R
 
 
 def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
@@ -164,7 +189,7 @@ def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
 
 
 def _tissue_matrix(z: pd.DataFrame, tissue: str, D_index: pd.Index, traits: list, space: str,
-                   report: dict) -> tuple[np.ndarray, np.ndarray]:
+                   report: dict, ws: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One tissue's z as traits × common features (float64, NaN → 0, in ``traits`` order and
     the tissue's feature order) and the common features' rows in the drug matrix."""
     what = f"trait signatures ({tissue})"
@@ -199,13 +224,14 @@ def _tissue_matrix(z: pd.DataFrame, tissue: str, D_index: pd.Index, traits: list
     rows_D = D_index.get_indexer(z.index[rows_z])
     from ..kernels.topk import gather_traits_cpu
 
-    Zt = gather_traits_cpu(v, rows_z, col_idx)
+    Zt = gather_traits_cpu(v, rows_z, col_idx,
+                           out=_buffer(ws, "Zt", (len(traits), len(rows_z))))
     return Zt, rows_D
 
 
 def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene",
           lv_model=None, top_k=None, tissues=None, trait_disease: pd.DataFrame | None = None,
-          backend: Backend | str = "cpu", client=None, batch_traits: int = 2048,
+          backend: Backend | str = "cpu", client=None, batch_traits: int = 4096,
           progress: bool = False) -> DrugScores:
     """Score every drug against every trait (and disease); see the module docstring.
 
@@ -254,6 +280,7 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
     traits: list | None = None
     best = rank = None
     per_tissue = []
+    ws: dict | None = {} if client is None else None  # buffers reused across tissues
     D_index = pd.Index(D.index)
     D_values = D.to_numpy(np.float64)
     from ..progress import track
@@ -268,17 +295,22 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
             traits = list(z.columns)
             rank = np.full((len(traits), len(drugs)), -np.inf)
             best = np.zeros((len(traits), len(drugs)), np.int16)
-        Zt, rows_D = _tissue_matrix(z, tissue, D_index, traits, space, report)
+        Zt, rows_D = _tissue_matrix(z, tissue, D_index, traits, space, report, ws)
         per_tissue.append({"tissue": tissue, "features_used": len(rows_D),
                            "features_drugs": len(D), "features_traits": len(z)})
-        Dm = D_values[rows_D]
+        Dm = np.take(D_values, rows_D, axis=0,
+                     out=_buffer(ws, "D", (len(rows_D), D_values.shape[1])))
         batches = [slice(s, min(s + batch_traits, len(traits)))
                    for s in range(0, len(traits), batch_traits)]
-        res = map_tasks(_batch_ranks, [(Zt[b],) for b in batches],
-                        shared={"D": Dm, "top_k": top_k, "backend": be.name}, client=client)
+        if client is None:
+            res = (_batch_ranks(Zt[b], Dm, top_k, be, ws) for b in batches)
+        else:
+            res = map_tasks(_batch_ranks, [(Zt[b],) for b in batches],
+                            shared={"D": Dm, "top_k": top_k, "backend": be.name},
+                            client=client)
         for b, R in zip(batches, res):
             better = R > rank[b]
-            rank[b] = np.where(better, R, rank[b])
+            np.copyto(rank[b], R, where=better)
             best[b][better] = ti
     report["per_tissue"] = per_tissue
     report["drugs"], report["traits"] = len(drugs), len(traits)
