@@ -168,12 +168,14 @@ def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"{what}: expected a DataFrame (rows × {axis_name}), got "
                          f"{type(frame).__name__}")
-    v = frame.to_numpy(np.float64)
+    v = frame.to_numpy()
+    if v.dtype.kind not in "fiu":
+        raise InputError(f"{what}: values must be numeric (got {v.dtype})")
     bad = ~np.isfinite(v)
     if not bad.any() and not frame.index.has_duplicates:
         report[f"{what}_values_set_to_0"] = 0
         return frame
-    v = v.copy()
+    v = v.astype(np.float64)
     dead = bad.all(0) if drop else np.zeros(v.shape[1], bool)
     empty = bad.all(0)
     if empty.any():
