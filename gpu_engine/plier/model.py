@@ -50,25 +50,26 @@ def zscore_rows(Y: pd.DataFrame, *, what: str = "expression data",
                 drop_constant: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Per-gene z-scores with the sample sd (ddof = 1). NaN is an error; a zero-variance gene
     is an error unless ``drop_constant`` (then it is dropped and returned)."""
-    values = Y.to_numpy(np.float64, copy=True)
+    values = np.array(Y.to_numpy(), dtype=np.float64, order="C")  # the one working copy
     if not np.isfinite(values).all():
         bad = Y.index[~np.isfinite(values).all(axis=1)]
         raise InputError(f"{what}: {len(bad)} gene(s) hold NaN or infinite values: "
                          f"{preview(bad)}; impute or drop them first")
-    mean = values.mean(axis=1)
-    sd = values.std(axis=1, ddof=1)
+    from ..kernels.standardize import _standardize_rows_cpu
+
+    # in place (the numba row kernel: no full-size temporaries)
+    mean = np.empty(len(values))
+    sd = np.empty(len(values))
+    if values.size:
+        _standardize_rows_cpu(values, 1, values, mean, sd)
     const = ~(sd > 1e-12 * np.maximum(np.abs(mean), 1e-300))
     dropped = list(Y.index[const])
     if dropped and not drop_constant:
         raise InputError(f"{what}: {len(dropped)} gene(s) have zero variance across samples: "
                          f"{preview(dropped)}; drop them (or pass drop_constant=True / "
                          "--drop-constant-genes)")
-    keep = ~const
-    # in place on the one working copy: the data matrix is the largest object of a fit
-    Z = values[keep] if dropped else values
-    Z -= mean[keep, None]
-    Z /= sd[keep, None]
-    return pd.DataFrame(Z, index=Y.index[keep], columns=Y.columns, copy=False), dropped
+    Z = values[~const] if dropped else values
+    return pd.DataFrame(Z, index=Y.index[~const], columns=Y.columns, copy=False), dropped
 
 
 def z_update(YBt, BBt, L1: float, prior_term=None):
