@@ -97,3 +97,30 @@ def test_spredixcan_reader(tmp_path):
         spredixcan_files(tmp_path, "{trait}.csv")
     with pytest.raises(InputError, match="no matrix files"):
         tissue_matrices(tmp_path / "empty") if (tmp_path / "empty").mkdir() is None else None
+
+
+def test_module_space_with_a_plier_model_folder(small_world, tmp_path):
+    from gpu_engine.io.gene_sets import gene_sets_to_matrix
+    from gpu_engine.plier import PLIER
+
+    w = small_world
+    Y = w.expression()
+    model = PLIER(k=12, backend="cpu", max_iter=60).fit(
+        Y, gene_sets_to_matrix(w.gene_sets(), genes=Y.index))
+    model.save(tmp_path / "plier")
+    res = _run("drugs", "score", "--space", "module", "--lv-model", tmp_path / "plier",
+               "--signatures", w.path / "drugs" / "signatures.parquet", "--twas-z",
+               w.path / "spredixcan", "--trait-disease", w.path / "trait_disease.tsv",
+               "--top", 3, "--out", tmp_path / "module")
+    assert res.exit_code == 0, res.output
+    api = score(w.drug_signatures(), {t: w.spredixcan(t) for t in w.tissues}, space="module",
+                lv_model=PLIER.load(tmp_path / "plier", backend="cpu"),
+                trait_disease=w.trait_disease())
+    got = pd.read_parquet(tmp_path / "module" / "drug_disease.parquet").set_index("drug")
+    np.testing.assert_array_equal(got.to_numpy(), api.drug_disease.to_numpy())
+    top = pd.read_csv(tmp_path / "module" / "top_predictions.tsv", sep="\t")
+    assert len(top) == 3 and top["top_lvs"].notna().all()
+    res = _run("drugs", "score", "--lv-model", tmp_path / "plier", "--signatures",
+               w.path / "drugs" / "signatures.parquet", "--twas-z", w.path / "spredixcan",
+               "--out", tmp_path / "bad")
+    assert res.exit_code != 0 and "--space module" in res.output
