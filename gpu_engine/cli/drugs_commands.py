@@ -73,7 +73,17 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
 
     Per tissue and k: −(drug signature)ᵀ(trait's signed z, top-k genes by |z|); the scores
     become ranks of the drugs within each trait, averaged over k, maximum over tissues; a
-    disease takes the maximum over its traits. Higher = stronger predicted reversal."""
+    disease takes the maximum over its traits. Higher = stronger predicted reversal.
+
+    \b
+    Examples:
+      gpu-engine drugs score --signatures lincs.parquet --twas-z spredixcan_by_tissue/ \\
+          --trait-disease trait_disease.tsv --out gene_scores/
+      gpu-engine drugs score --signatures lincs.parquet --twas-z results/ \\
+          --spredixcan-pattern '{trait}-gtex_v8-mashr-{tissue}.csv' --out gene_scores/
+      gpu-engine drugs score --space module --lv-model plier_model/ \\
+          --signatures lincs.parquet --twas-z spredixcan_by_tissue/ --out module_scores/
+    """
     from ..backend import get_backend
     from ..distributed import get_client
     from ..drugs import explain, score
@@ -179,7 +189,13 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
 @click.option("--overwrite", is_flag=True)
 def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
     """ROC AUC and average precision of drug–disease predictions on a gold standard, with a
-    permutation baseline, ROC and precision–recall curves."""
+    permutation baseline, ROC and precision–recall curves.
+
+    \b
+    Example:
+      gpu-engine drugs evaluate --scores gene=gene_scores/ --scores module=module_scores/ \\
+          --gold pharmacotherapydb.tsv --permutations 1000 --out evaluation/
+    """
     import pandas as pd
 
     from ..drugs import evaluate, plot_curves

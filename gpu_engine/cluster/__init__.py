@@ -1,8 +1,9 @@
-"""Trait clustering in LV space (issue in progress): ensemble generation over k-means,
-spectral, Gaussian mixture, agglomerative (4 linkages) and DBSCAN on z-score / PCA
-representations; the co-association distance (``gpu_engine.kernels.coassoc``); EAC and SCC
-consensus partitions, their agreement with the ensemble, selection, and the decision-stump
-interpreter of driving features. The CLI and the demo stage come next."""
+"""Trait clustering in LV space: ensemble generation over k-means, spectral, Gaussian
+mixture, agglomerative (4 linkages) and DBSCAN on z-score / PCA / UMAP representations
+(cuML's estimators on the rapids backend); the co-association distance
+(``gpu_engine.kernels.coassoc``); EAC and SCC consensus partitions, their agreement with the
+ensemble, selection, and the decision-stump interpreter of driving features. CLI:
+``gpu-engine cluster ensemble|consensus|interpret``."""
 
 from .coassociation import coassociation, ensemble_matrix
 from .consensus import agreement, consensus, select
