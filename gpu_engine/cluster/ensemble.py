@@ -73,8 +73,8 @@ def representations(data: pd.DataFrame, *, names=("z_score", "pca"), pca_compone
         n = min(pca_components, min(Z.shape) - 1)
         if be.name == "rapids":
             from cuml import PCA
-            out["pca"] = _host(PCA(n_components=n, random_state=seed,
-                                   output_type="numpy").fit_transform(Z))
+            out["pca"] = np.asarray(PCA(n_components=n, random_state=seed,
+                                        output_type="numpy").fit_transform(Z))
         else:
             from sklearn.decomposition import PCA
             out["pca"] = PCA(n_components=n, random_state=seed).fit_transform(Z)
@@ -93,13 +93,9 @@ def representations(data: pd.DataFrame, *, names=("z_score", "pca"), pca_compone
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kw = {"output_type": "numpy"} if be.name == "rapids" else {}
-            out["umap"] = np.asarray(_host(UMAP(n_components=n, random_state=seed,
-                                                **kw).fit_transform(Z)), np.float64)
+            out["umap"] = np.asarray(UMAP(n_components=n, random_state=seed,
+                                          **kw).fit_transform(Z), np.float64)
     return out
-
-
-def _host(x) -> np.ndarray:
-    return x.get() if hasattr(x, "get") else np.asarray(x)
 
 
 def _member(family: str, params: dict, X: np.ndarray, backend: str = "cpu") -> np.ndarray:
@@ -109,8 +105,9 @@ def _member(family: str, params: dict, X: np.ndarray, backend: str = "cpu") -> n
     if family == "kmeans":
         if backend == "rapids":
             from cuml.cluster import KMeans
-            return _host(KMeans(n_clusters=params["k"], n_init=10, random_state=params["seed"],
-                                output_type="numpy").fit_predict(X))
+            return np.asarray(KMeans(n_clusters=params["k"], n_init=10,
+                                     random_state=params["seed"],
+                                     output_type="numpy").fit_predict(X))
         return cluster.KMeans(params["k"], n_init=10, random_state=params["seed"]).fit_predict(X)
     if family == "gmm":
         return mixture.GaussianMixture(params["k"], covariance_type="full",
@@ -118,8 +115,8 @@ def _member(family: str, params: dict, X: np.ndarray, backend: str = "cpu") -> n
     if family == "dbscan":
         if backend == "rapids":
             from cuml.cluster import DBSCAN
-            return _host(DBSCAN(eps=params["eps"], min_samples=params["min_samples"],
-                                output_type="numpy").fit_predict(X))
+            return np.asarray(DBSCAN(eps=params["eps"], min_samples=params["min_samples"],
+                                     output_type="numpy").fit_predict(X))
         return cluster.DBSCAN(eps=params["eps"],
                               min_samples=params["min_samples"]).fit_predict(X)
     raise InputError(f"unknown clustering family {family!r}; choose from {FAMILIES}")
