@@ -51,15 +51,13 @@ def spectral_embedding(affinity: np.ndarray, n_components: int, *,
     return be.to_host(U)
 
 
-def spectral_labels(embedding: np.ndarray, k: int, seed: int, *, n_init: int = 10,
-                    kmeans=None) -> np.ndarray:
+def spectral_labels(embedding: np.ndarray, k: int, seed: int, *, n_init: int = 10
+                    ) -> np.ndarray:
     """Labels of spectral member (k, seed) from a shared ``embedding`` (≥ k columns)."""
     from sklearn.cluster import k_means
 
     rs = np.random.RandomState(seed)
     rs.uniform(-1, 1, embedding.shape[0])  # ARPACK's start vector, drawn first by sklearn
     maps = np.ascontiguousarray(embedding[:, :k])
-    if kmeans is not None:
-        return kmeans(maps, k, seed)
     _, labels, _ = k_means(maps, k, random_state=rs, n_init=n_init)
     return labels

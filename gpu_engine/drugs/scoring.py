@@ -78,8 +78,8 @@ def top_order(A: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(idx, o, 1)
 
 
-def _ks(top_k, n_features: int) -> tuple[list, list]:
-    """Split ``top_k`` into (has 'all', sorted distinct numeric k capped at n_features)."""
+def _ks(top_k) -> tuple[bool, list]:
+    """Split ``top_k`` into (has 'all', sorted distinct numeric k); bad values are errors."""
     numeric = []
     for k in top_k:
         if k == "all" or k is None:
@@ -111,7 +111,7 @@ def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str =
     from ..kernels import topk as kt
 
     be = get_backend(backend)
-    has_all, ks = _ks(top_k, D.shape[0])
+    has_all, ks = _ks(top_k)
     n = D.shape[0]
     out = {}
     if ks:
@@ -256,7 +256,7 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
                                                    else MODULE_TOP_K))
     if not top_k:
         raise InputError("drug scores: top_k is empty")
-    _ks(top_k, 1)
+    _ks(top_k)
     be = get_backend(backend)
     if isinstance(trait_signatures, pd.DataFrame):
         trait_signatures = {"all": trait_signatures}
