@@ -42,7 +42,6 @@ def per_pair_baseline(Z, P, R, mode, lvs, traits):
     Rv = R.to_numpy()
     factors = {}
     for lv in lvs:
-        x = Z.loc[genes, lv]
         if mode == "full":
             Sig = Rv
         else:

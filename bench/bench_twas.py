@@ -12,8 +12,9 @@ Cases (``quick`` / ``full``):
   (:class:`gpu_engine.twas.PairwiseReference`: per gene pair, the two genes' weight
   matrices, the LD sub-matrix, T_ij), the reference's algorithm, timed on a random sample of
   same-chromosome pairs and extrapolated to all of them; its setup and the per-gene SVDs are
-  precomputed and not timed (they are once per gene, not per pair). Ours: :func:`gpu_engine.twas.gene_correlations` (with the positive-definiteness
-  check). ``max_abs_diff``: over the sampled pairs.
+  precomputed and not timed (they are once per gene, not per pair).
+  Ours: :func:`gpu_engine.twas.gene_correlations` (with the positive-definiteness check).
+  ``max_abs_diff``: over the sampled pairs.
 - ``spredixcan``: one tissue, 2,000 / 20,000 genes: all genes at once (harmonization +
   segmented Gram kernel) vs a per-gene loop like the reference's (select the gene's SNPs,
   build its covariance sub-matrix, two dot products), the loop timed on a sample of genes
@@ -159,7 +160,7 @@ def write_scale_inputs(root: Path, n_genes: int, n_tissues: int, n_variants: int
     ``n_variants`` rows (the model SNPs plus random other variants)."""
     import gzip
 
-    from gpu_engine.datasets.twas import (make_twas_world, write_covariance, write_model_db)
+    from gpu_engine.datasets.twas import make_twas_world, write_covariance, write_model_db
 
     t0 = time.perf_counter()
     tw = make_twas_world(n_genes, n_tissues, seed=2)

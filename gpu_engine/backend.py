@@ -98,7 +98,7 @@ def _probe_rapids() -> Availability:
 _PROBES = {"cpu": lambda: Availability("cpu", True), "gpu": _probe_gpu, "rapids": _probe_rapids}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe(name: str) -> Availability:
     """Check (once per process) whether backend ``name`` can run here."""
     if name not in _PROBES:
@@ -300,7 +300,7 @@ class Backend:
         return info
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _backend(name: str) -> Backend:
     return Backend(name)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -125,9 +125,19 @@ def stage_twas(ctx: DemoContext) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
     from .io import read_table
-    from .twas import (GwasColumns, gene_correlations, model_files, pairwise_reference,
-                       read_covariance, read_gwas, read_model_db, smultixcan, spredixcan,
-                       write_smultixcan, write_spredixcan)
+    from .twas import (
+        GwasColumns,
+        gene_correlations,
+        model_files,
+        pairwise_reference,
+        read_covariance,
+        read_gwas,
+        read_model_db,
+        smultixcan,
+        spredixcan,
+        write_smultixcan,
+        write_spredixcan,
+    )
 
     w = ctx.world
     root = w.twas_path

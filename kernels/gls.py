@@ -270,7 +270,6 @@ def gls_gram_reference(lv_gram, trait_gram, cross, ub, wub, yb, wyb):
 @njit(parallel=True, cache=True)
 def _gls_gram_cpu(lv_gram, trait_gram, cross, ub, wub, yb, wyb, G):
     Lc, T, m = cross.shape
-    q = m + 2
     bmax = yb.shape[1]
     for l in prange(Lc):
         for t in range(T):

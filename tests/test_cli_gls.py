@@ -8,7 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from gpu_engine.cli.main import cli
-from gpu_engine.gls import associate, read_smultixcan
+from gpu_engine import results
+from gpu_engine.gls import GLSResults, associate, read_smultixcan
+from gpu_engine.gls.null import NullCalibration
 from gpu_engine.io import read_metadata
 
 
@@ -44,6 +46,12 @@ def test_gls_from_smultixcan_folder(world, tmp_path):
     api = associate(Z, smx.pvalue, world.gene_corr(), smx.covariates(), covars=[
         "gene_size", "gene_size_log", "gene_density", "gene_density_log"], backend="cpu")
     np.testing.assert_allclose(table["beta"], api["beta"], rtol=1e-12)
+    # the CLI's file is what GLSResults.save writes: it loads back as the API's result
+    loaded = GLSResults.load(out)
+    assert isinstance(loaded, GLSResults) and isinstance(results.load(out), GLSResults)
+    pd.testing.assert_frame_equal(pd.DataFrame(loaded), pd.DataFrame(api), check_exact=False,
+                                  rtol=1e-12)
+    assert loaded.attrs["alignment"] == api.attrs["alignment"]
 
 
 def test_gls_from_matrix_and_bad_input(world, tmp_path):
@@ -76,8 +84,12 @@ def test_gls_null_command(world, tmp_path):
     assert res.exit_code == 0, res.output
     assert "type-I error at α = 0.05" in res.output and "inflated LVs" in res.output
     assert {p.name for p in out.iterdir()} == {"calibration.tsv", "calibration.parquet",
-                                               "null_results.parquet", "qq.png"}
+                                               "null_results.parquet", "qq.png", "result.json"}
     table = pd.read_csv(out / "calibration.tsv", sep="\t")
+    cal = results.load(out)
+    assert isinstance(cal, NullCalibration) and isinstance(cal.results, GLSResults)
+    assert cal.metadata["command"] == "gls-null" and cal.alphas == (0.05, 0.01)
+    pd.testing.assert_frame_equal(cal.table, table, check_dtype=False)
     assert len(table) == world.truth("Z").shape[1] and (table["n_null"] == 100).all()
     res = _run("gls-null", "--lv-model", world.path / "truth" / "Z.parquet", "--gene-corr",
                world.path / "gene_corr.parquet", "--n-null", 10, "--out", out)

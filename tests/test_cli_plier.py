@@ -34,7 +34,7 @@ def _inputs(tmp_path):
 
 
 def test_fit_then_project(tmp_path):
-    Y = _inputs(tmp_path)
+    _inputs(tmp_path)
     out = tmp_path / "model"
     res = _run("plier", "fit", "--expr", tmp_path / "expr.parquet", "--prior", tmp_path / "a.gmt",
                "--prior", tmp_path / "b.gmt", "--k", 8, "--out", out)

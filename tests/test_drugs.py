@@ -9,8 +9,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from gpu_engine.drugs import (average_precision, evaluate, explain, lv_contributions, raw_scores,
-                              roc_auc, score, to_diseases, top_order)
+from gpu_engine.drugs import (
+    average_precision,
+    evaluate,
+    explain,
+    lv_contributions,
+    raw_scores,
+    roc_auc,
+    score,
+    to_diseases,
+    top_order,
+)
 from gpu_engine.errors import InputError
 
 
@@ -35,7 +44,7 @@ def _loop(D, Z, top_k):
     negative dot product over the trait's top-k genes (|z|, first listed on ties), pandas
     ranks within each trait, mean over k, max over tissues."""
     best = None
-    for t, z in Z.items():
+    for _t, z in Z.items():
         z = z.fillna(0.0)
         common = [g for g in z.index if g in D.index]
         per_k = []

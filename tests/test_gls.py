@@ -213,7 +213,7 @@ def test_asymmetric_or_bad_diagonal(prob):
 def test_no_overlapping_genes(prob):
     Z, P, R, _ = prob
     P2 = P.copy()
-    P2.index = ["ENSG%05d" % i for i in range(len(P))]
+    P2.index = [f"ENSG{i:05d}" for i in range(len(P))]
     with pytest.raises(InputError, match="no overlap.*identifiers"):
         associate(Z, P2, R, backend="cpu")
 

@@ -19,8 +19,8 @@ from scipy.stats import mannwhitneyu, spearmanr
 from sklearn.linear_model import ElasticNet
 
 from gpu_engine.errors import InputError
-from gpu_engine.plier import PLIER, LVModel, merge_priors, num_pc, read_prior
-from gpu_engine.plier import annotate, prior as priors
+from gpu_engine.plier import PLIER, LVModel, annotate, merge_priors, num_pc, read_prior
+from gpu_engine.plier import prior as priors
 from gpu_engine.plier.model import b_update, z_update
 from gpu_engine.plier.ustep import UStep
 
@@ -43,7 +43,7 @@ RUNS = {  # run: (mode, data, prior, k given)
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read(rel: str) -> pd.DataFrame:
     return pd.read_parquet(DATA / rel)
 
@@ -66,7 +66,7 @@ def _aligned_prior(name: str) -> pd.DataFrame:
     return priors.zero_small_pathways(P, 10)[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fit(name: str) -> PLIER:
     mode, data, prior_file, k = RUNS[name]
     return PLIER(k=k, mode=mode, heldout=_run(name)["heldOutGenes"], backend="cpu",

@@ -11,8 +11,17 @@ import pandas as pd
 import pytest
 
 from gpu_engine.errors import InputError
-from gpu_engine.twas import (GwasColumns, harmonize, model_files, read_covariance, read_gwas,
-                             read_gwas_file, read_model_db, smultixcan, spredixcan)
+from gpu_engine.twas import (
+    GwasColumns,
+    harmonize,
+    model_files,
+    read_covariance,
+    read_gwas,
+    read_gwas_file,
+    read_model_db,
+    smultixcan,
+    spredixcan,
+)
 
 GOLDEN_COLUMNS = GwasColumns(snp="SNP", effect_allele="A1", non_effect_allele="A2",
                              beta="BETA", se="SE", pvalue="P")

@@ -9,8 +9,15 @@ import pytest
 
 from gpu_engine.datasets.twas import make_twas_world
 from gpu_engine.errors import InputError
-from gpu_engine.twas import (ModelDB, gene_correlations, model_files, pairwise_reference,
-                             read_covariance, read_gene_corr, read_model_db)
+from gpu_engine.twas import (
+    ModelDB,
+    gene_correlations,
+    model_files,
+    pairwise_reference,
+    read_covariance,
+    read_gene_corr,
+    read_model_db,
+)
 from gpu_engine.twas.gene_corr import _pd_repair
 
 PITRM1 = "ENSG00000107959.11"

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
-from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+from ._common import CONTEXT, Obj
+from ._common import console as _console
+from ._common import progress_enabled as _progress_enabled
 
 
-@cli.command("ccc", context_settings=CONTEXT)
+@click.command("ccc", context_settings=CONTEXT)
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="Features × samples matrix (Parquet/TSV/CSV; first column "
               "the feature labels), e.g. genes × samples expression.")
@@ -53,16 +55,12 @@ def ccc_cmd(obj: Obj, data, features, out, square, k_max, pvalue_perms, seed, bl
     from ..backend import get_backend
     from ..ccc import iter_blocks, pair_index, prepare
     from ..distributed import get_client
-    from ..errors import GpuEngineError
     from ..io import atomic_path, read_matrix, read_table, run_metadata, write_matrix
 
     con = _console()
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out} already exists; pass --overwrite to replace it")
-    try:
-        be = get_backend(obj.backend)
-    except Exception as exc:
-        raise click.ClickException(str(exc)) from None
+    be = get_backend(obj.backend)
     t0 = time.perf_counter()
     client = None
     try:
@@ -84,7 +82,7 @@ def ccc_cmd(obj: Obj, data, features, out, square, k_max, pvalue_perms, seed, bl
         top = []
         if square:
             M = np.eye(G)
-            for s, v, b, p in blocks:
+            for s, v, _b, _p in blocks:
                 ij = pair_index(G, s, s + len(v))
                 M[ij[:, 0], ij[:, 1]] = v
                 M[ij[:, 1], ij[:, 0]] = v
@@ -121,8 +119,6 @@ def ccc_cmd(obj: Obj, data, features, out, square, k_max, pvalue_perms, seed, bl
                                              "ccc": v[keep]}))
                 if writer is not None:
                     writer.close()
-    except (GpuEngineError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         if client is not None:
             client.close()

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+from ._common import CONTEXT, Obj
+from ._common import console as _console
+from ._common import progress_enabled as _progress_enabled
 
 
 def _read_data(path: Path, transpose: bool):
@@ -18,11 +20,7 @@ def _read_data(path: Path, transpose: bool):
     return X.T if transpose else X
 
 
-def _fail(exc):
-    raise click.ClickException(str(exc)) from None
-
-
-@cli.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def cluster() -> None:
     """Trait clustering in LV space: ensemble, consensus, driving LVs.
 
@@ -62,13 +60,11 @@ def ensemble_cmd(obj: Obj, data, transpose, families, representations, k_max, n_
 
     On --backend rapids, PCA, UMAP, k-means and DBSCAN come from cuML (same parameters and
     seeds); on gpu and rapids the spectral eigendecompositions run on the GPU."""
-    from ..backend import resolve
-
     import pandas as pd
 
+    from ..backend import resolve
     from ..cluster import ClusterEnsemble
     from ..distributed import get_client
-    from ..errors import GpuEngineError
     from ..io import atomic_dir, write_table
 
     con = _console()
@@ -81,15 +77,14 @@ def ensemble_cmd(obj: Obj, data, transpose, families, representations, k_max, n_
                               representations=tuple(r.strip() for r in
                                                     representations.split(",")),
                               k_max=k_max, n_seeds=n_seeds, family_size=family_size,
-                              seed=seed, backend=resolve(obj.backend)).fit(X, client=client, progress=_progress_enabled())
+                              seed=seed, backend=resolve(obj.backend))
+        ens.fit(X, client=client, progress=_progress_enabled())
         with atomic_dir(out, overwrite=overwrite) as tmp:
             parts = pd.DataFrame(ens.partitions_, columns=[str(o) for o in ens.objects_])
             write_table(parts, Path(tmp) / "partitions.parquet")
             members = ens.members_.assign(params=ens.members_["params"].map(json.dumps))
             write_table(members, Path(tmp) / "members.parquet")
             write_table(ens.report_, Path(tmp) / "report.tsv")
-    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
-        _fail(exc)
     finally:
         if client is not None:
             client.close()
@@ -124,28 +119,24 @@ def consensus_cmd(obj: Obj, ens_dir, k_min, k_max, seed, out, overwrite) -> None
 
     from ..backend import get_backend
     from ..cluster import coassociation, consensus, select
-    from ..errors import GpuEngineError
     from ..io import atomic_dir, read_table, write_table
 
     con = _console()
     t0 = time.perf_counter()
-    try:
-        be = get_backend(obj.backend)
-        parts = read_table(ens_dir / "partitions.parquet")
-        E = parts.to_numpy(np.float64)
-        n = E.shape[1]
-        kmax = k_max or max(3, int(round(np.sqrt(n))))
-        D = coassociation(E, backend=be)
-        table, cons = consensus(E, k_range=range(k_min, kmax + 1), seed=seed, D=D)
-        best = select(table)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            tmp = Path(tmp)
-            write_table(table, tmp / "consensus.parquet")
-            write_table(pd.DataFrame(cons, columns=parts.columns), tmp / "partitions.parquet")
-            write_table(best, tmp / "selected.tsv")
-            _plots(table, D, cons[table.index.get_loc(best.index[0])], tmp)
-    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
-        _fail(exc)
+    be = get_backend(obj.backend)
+    parts = read_table(ens_dir / "partitions.parquet")
+    E = parts.to_numpy(np.float64)
+    n = E.shape[1]
+    kmax = k_max or max(3, int(round(np.sqrt(n))))
+    D = coassociation(E, backend=be)
+    table, cons = consensus(E, k_range=range(k_min, kmax + 1), seed=seed, D=D)
+    best = select(table)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        tmp = Path(tmp)
+        write_table(table, tmp / "consensus.parquet")
+        write_table(pd.DataFrame(cons, columns=parts.columns), tmp / "partitions.parquet")
+        write_table(best, tmp / "selected.tsv")
+        _plots(table, D, cons[table.index.get_loc(best.index[0])], tmp)
     top = best.iloc[0]
     con.print(f"{len(table):,} consensus partitions (k = {k_min}…{kmax}) of {n:,} objects from "
               f"{E.shape[0]:,} members in {time.perf_counter() - t0:.1f} s on {be.name}")
@@ -203,31 +194,27 @@ def interpret_cmd(data, transpose, cons_dir, labels, min_threshold, max_features
     import numpy as np
 
     from ..cluster import ClusterInterpreter
-    from ..errors import GpuEngineError
     from ..io import read_table, write_table
 
     con = _console()
-    try:
-        X = _read_data(data, transpose)
-        if (cons_dir is None) == (labels is None):
-            raise click.UsageError("give exactly one of --consensus and --labels")
-        if cons_dir is not None:
-            table = read_table(cons_dir / "consensus.parquet")
-            best = read_table(cons_dir / "selected.tsv").iloc[0]
-            parts = read_table(cons_dir / "partitions.parquet")
-            row = int(np.flatnonzero((table["method"] == best["method"])
-                                     & (table["k"] == best["k"]))[0])
-            lab = parts.iloc[row]
-            lab = lab.reindex([str(o) for o in X.index]).to_numpy()
-        else:
-            t = read_table(labels).astype({"object": str}).set_index("object")["cluster"]
-            lab = t.reindex([str(o) for o in X.index]).to_numpy()
-        it = ClusterInterpreter(min_threshold=min_threshold, max_features=max_features,
-                                max_explored=max_explored).fit(X, lab)
-        write_table(it.drivers_, out)
-        _driver_plot(it.drivers_, out.with_suffix(".png"))
-    except (GpuEngineError, FileNotFoundError) as exc:
-        _fail(exc)
+    X = _read_data(data, transpose)
+    if (cons_dir is None) == (labels is None):
+        raise click.UsageError("give exactly one of --consensus and --labels")
+    if cons_dir is not None:
+        table = read_table(cons_dir / "consensus.parquet")
+        best = read_table(cons_dir / "selected.tsv").iloc[0]
+        parts = read_table(cons_dir / "partitions.parquet")
+        row = int(np.flatnonzero((table["method"] == best["method"])
+                                 & (table["k"] == best["k"]))[0])
+        lab = parts.iloc[row]
+        lab = lab.reindex([str(o) for o in X.index]).to_numpy()
+    else:
+        t = read_table(labels).astype({"object": str}).set_index("object")["cluster"]
+        lab = t.reindex([str(o) for o in X.index]).to_numpy()
+    it = ClusterInterpreter(min_threshold=min_threshold, max_features=max_features,
+                            max_explored=max_explored).fit(X, lab)
+    write_table(it.drivers_, out)
+    _driver_plot(it.drivers_, out.with_suffix(".png"))
     d = it.drivers_
     con.print(f"{d['cluster'].nunique()} clusters with drivers, {len(d)} driving features; "
               f"wrote {out}")

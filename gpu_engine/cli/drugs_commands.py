@@ -8,14 +8,12 @@ from pathlib import Path
 
 import click
 
-from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+from ._common import CONTEXT, Obj
+from ._common import console as _console
+from ._common import progress_enabled as _progress_enabled
 
 
-def _fail(exc):
-    raise click.ClickException(str(exc)) from None
-
-
-@cli.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def drugs() -> None:
     """Drug repurposing: drug signatures vs trait signatures, in gene or module space.
 
@@ -88,7 +86,6 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
     from ..distributed import get_client
     from ..drugs import explain, score
     from ..drugs.inputs import spredixcan_files, tissue_matrices
-    from ..errors import GpuEngineError
     from ..io import atomic_dir, read_matrix, read_table, write_matrix, write_table
 
     con = _console()
@@ -146,8 +143,6 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
             (tmp / "report.json").write_text(json.dumps(
                 {**s.report, "top_k": [str(k) for k in s.top_k], "tissues": s.tissues,
                  "backend": be.name}, indent=1, default=str))
-    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
-        _fail(exc)
     finally:
         if client is not None:
             client.close()
@@ -199,35 +194,32 @@ def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
     import pandas as pd
 
     from ..drugs import evaluate, plot_curves
-    from ..errors import GpuEngineError, InputFileNotFoundError
+    from ..errors import InputFileNotFoundError
     from ..io import atomic_dir, read_matrix, read_table, write_table
 
     con = _console()
     evals = {}
-    try:
-        g = read_table(gold, what="gold standard")
-        for item in score_dirs:
-            name, _, d = item.rpartition("=")
-            d = Path(d)
-            name = name or d.name
-            f = d / "drug_disease.parquet"
-            if not f.is_file():
-                raise InputFileNotFoundError(f"{d}: no drug_disease.parquet; run `drugs score` "
-                                             "with --trait-disease")
-            evals[name] = evaluate(read_matrix(f, what="drug–disease scores"), g,
-                                   n_permutations=permutations, seed=seed)
-        rows = [{"method": n, **e.summary(), "dropped_drug_not_scored":
-                 e.report["dropped_drug_not_scored"], "dropped_disease_not_scored":
-                 e.report["dropped_disease_not_scored"]} for n, e in evals.items()]
-        metrics = pd.DataFrame(rows)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            tmp = Path(tmp)
-            write_table(metrics, tmp / "metrics.tsv")
-            for n, e in evals.items():
-                write_table(e.pairs, tmp / f"pairs_{n}.parquet")
-            plot_curves(evals, tmp / "curves.png")
-    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
-        _fail(exc)
+    g = read_table(gold, what="gold standard")
+    for item in score_dirs:
+        name, _, d = item.rpartition("=")
+        d = Path(d)
+        name = name or d.name
+        f = d / "drug_disease.parquet"
+        if not f.is_file():
+            raise InputFileNotFoundError(f"{d}: no drug_disease.parquet; run `drugs score` "
+                                         "with --trait-disease")
+        evals[name] = evaluate(read_matrix(f, what="drug–disease scores"), g,
+                               n_permutations=permutations, seed=seed)
+    rows = [{"method": n, **e.summary(), "dropped_drug_not_scored":
+             e.report["dropped_drug_not_scored"], "dropped_disease_not_scored":
+             e.report["dropped_disease_not_scored"]} for n, e in evals.items()]
+    metrics = pd.DataFrame(rows)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        tmp = Path(tmp)
+        write_table(metrics, tmp / "metrics.tsv")
+        for n, e in evals.items():
+            write_table(e.pairs, tmp / f"pairs_{n}.parquet")
+        plot_curves(evals, tmp / "curves.png")
     from rich.table import Table
 
     t = Table(title="drug–disease prediction on the gold standard")

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
-from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+from ._common import CONTEXT, Obj
+from ._common import backend as _backend
+from ._common import console as _console
+from ._common import progress_enabled as _progress_enabled
 
 _COVARS_HELP = ("Gene covariates, comma-separated, or 'all': gene_size (n_indep), "
                 "gene_size_log, gene_density (n_indep / n), gene_density_log (−log density). "
@@ -27,15 +30,6 @@ def _covars(value: str | None) -> list[str]:
     if value == "all":
         return list(COVARIATES)
     return _split(value)
-
-
-def _backend(obj: Obj):
-    from ..backend import get_backend
-
-    try:
-        return get_backend(obj.backend)
-    except Exception as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _read_lv_model(path: Path):
@@ -98,7 +92,7 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
     con.print(f"results written to {out}")
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.option("--lv-model", type=click.Path(exists=True, path_type=Path), required=True,
               help="Genes × LVs loadings Z (Parquet/TSV; first column the gene symbols), e.g. "
                    "the MultiPLIER model (6,750 × 987).")
@@ -153,9 +147,8 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
           --gene-corr R.parquet --covars all --mode full --out gls_full.parquet
     """
     from ..distributed import describe, get_client
-    from ..errors import GpuEngineError
     from ..gls import associate
-    from ..io import read_table, run_metadata, write_table
+    from ..io import read_table, run_metadata
 
     con = _console()
     be = _backend(obj)
@@ -181,14 +174,13 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
                   "missing_genes": res.attrs.get("missing_genes"),
                   "cluster": describe(client)}
         inputs = [lv_model, gene_corr] + ([traits_path] if traits_path.is_file() else [])
-        write_table(res, out, metadata=run_metadata(backend=be, parameters=params,
-                                                    inputs=inputs, command="gls"))
+        res.attrs.update(run_metadata(backend=be, parameters=params, inputs=inputs,
+                                      command="gls"))
+        res.save(out)
         if qq:
             from ..gls import qq_plot
 
             qq_plot(res, qq, highlight=[], title="GLS one-sided p-values, all pairs")
-    except (GpuEngineError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         if client is not None:
             client.close()
@@ -202,7 +194,7 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
         con.print(f"QQ plot written to {qq}")
 
 
-@cli.command("gls-null", context_settings=CONTEXT)
+@click.command("gls-null", context_settings=CONTEXT)
 @click.option("--lv-model", type=click.Path(exists=True, path_type=Path), required=True,
               help="Genes × LVs loadings Z (Parquet/TSV).")
 @click.option("--gene-corr", type=click.Path(exists=True, path_type=Path), required=True,
@@ -246,9 +238,8 @@ def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fractio
           --out gls_null/
     """
     from ..distributed import get_client
-    from ..errors import GpuEngineError
-    from ..gls import null_calibration, qq_plot
-    from ..io import atomic_dir, read_table, run_metadata, write_table
+    from ..gls import null_calibration
+    from ..io import read_table, run_metadata
 
     con = _console()
     be = _backend(obj)
@@ -267,13 +258,7 @@ def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fractio
                             parameters={"n_null": n_null, "mode": mode, "seed": seed,
                                         "null_model": null_model,
                                         "predictor": predictor, "top_fraction": top_fraction})
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            write_table(cal.table, tmp / "calibration.tsv")
-            write_table(cal.table, tmp / "calibration.parquet", metadata=meta)
-            write_table(cal.results, tmp / "null_results.parquet", metadata=meta)
-            qq_plot(cal.results, tmp / "qq.png", highlight=cal.inflated[:6] or None)
-    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from None
+        cal.save(out, overwrite=overwrite, metadata=meta)
     finally:
         if client is not None:
             client.close()

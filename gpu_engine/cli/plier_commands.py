@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
-from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+from ._common import CONTEXT, Obj
+from ._common import console as _console
+from ._common import progress_enabled as _progress_enabled
 
 
-@cli.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def plier() -> None:
     """PLIER gene modules: fit a model, project new data into LV space.
 
@@ -70,7 +72,6 @@ def plier_fit(obj: Obj, expr: Path, prior_paths: tuple[Path, ...], k, mode, L1, 
       gpu-engine plier fit --expr blood.parquet --prior cells.gmt --prior canonical.gmt \\
           --out blood_model/
     """
-    from ..errors import GpuEngineError
     from ..io import read_matrix, read_table
     from ..plier import PLIER, merge_priors, read_prior
     from ..plier.plots import u_heatmap
@@ -79,19 +80,16 @@ def plier_fit(obj: Obj, expr: Path, prior_paths: tuple[Path, ...], k, mode, L1, 
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out} already exists; choose another folder or pass "
                                    "--overwrite")
-    try:
-        Y = read_matrix(expr, what="expression matrix")
-        prior = merge_priors(*(read_prior(p) for p in prior_paths))
-        held = read_table(heldout, what="held-out genes") if heldout else None
-        model = PLIER(k=k, mode=mode, L1=L1, L2=L2, L3=L3, frac=frac, max_iter=max_iter,
-                      max_path=max_path, min_genes=min_genes, heldout=held, seed=seed,
-                      trace=True, drop_constant_genes=drop_constant_genes,
-                      backend=obj.backend or "auto", progress=_progress_enabled())
-        model.fit(Y, prior)
-        model.save(out, overwrite=overwrite)
-        u_heatmap(model, out / "U_heatmap.png")
-    except (GpuEngineError, FileNotFoundError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from None
+    Y = read_matrix(expr, what="expression matrix")
+    prior = merge_priors(*(read_prior(p) for p in prior_paths))
+    held = read_table(heldout, what="held-out genes") if heldout else None
+    model = PLIER(k=k, mode=mode, L1=L1, L2=L2, L3=L3, frac=frac, max_iter=max_iter,
+                  max_path=max_path, min_genes=min_genes, heldout=held, seed=seed,
+                  trace=True, drop_constant_genes=drop_constant_genes,
+                  backend=obj.backend or "auto", progress=_progress_enabled())
+    model.fit(Y, prior)
+    model.save(out, overwrite=overwrite)
+    u_heatmap(model, out / "U_heatmap.png")
     _fit_summary(con, model, out)
 
 
@@ -142,7 +140,6 @@ def plier_project(obj: Obj, model_dir, z_path, l2, data: Path, out: Path) -> Non
       gpu-engine plier project --z recount2_Z.parquet --l2 241.13217 --data traits.parquet \\
           --out traits_lv.parquet
     """
-    from ..errors import GpuEngineError
     from ..io import read_matrix, write_table
     from ..plier import PLIER, LVModel
 
@@ -151,17 +148,14 @@ def plier_project(obj: Obj, model_dir, z_path, l2, data: Path, out: Path) -> Non
     if z_path is not None and l2 is None:
         raise click.UsageError("--z needs --l2 (the model's L2)")
     con = _console()
-    try:
-        if model_dir is not None:
-            lv = PLIER.load(model_dir, backend=obj.backend or "auto").lv_model()
-        else:
-            lv = LVModel(read_matrix(z_path, what="LV model Z"), l2,
-                         backend=obj.backend or "auto")
-        Y = read_matrix(data, what="data to project")
-        B = lv.transform(Y)
-        write_table(B.rename_axis("lv").reset_index(), out)
-    except (GpuEngineError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    if model_dir is not None:
+        lv = PLIER.load(model_dir, backend=obj.backend or "auto").lv_model()
+    else:
+        lv = LVModel(read_matrix(z_path, what="LV model Z"), l2,
+                     backend=obj.backend or "auto")
+    Y = read_matrix(data, what="data to project")
+    B = lv.transform(Y)
+    write_table(B.rename_axis("lv").reset_index(), out)
     r = lv.report_
     con.print(f"projected {B.shape[1]:,} columns onto {B.shape[0]:,} LVs; model genes "
               f"{r['model_genes']:,}, found in the data {r['used_genes']:,} (missing, set to 0: "

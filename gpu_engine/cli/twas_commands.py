@@ -15,7 +15,9 @@ from pathlib import Path
 
 import click
 
-from .main import CONTEXT, Obj, _console, _progress_enabled, cli
+from ._common import CONTEXT, Obj
+from ._common import console as _console
+from ._common import progress_enabled as _progress_enabled
 
 
 def _opt(name: str, **kw):
@@ -99,23 +101,16 @@ def _logging(verbosity: str) -> None:
 
 
 def _run(throw: bool, fn):
-    from ..errors import GpuEngineError
 
     if throw:
         return fn()
-    try:
-        return fn()
-    except (GpuEngineError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    return fn()
 
 
 def _backend(obj: Obj):
     from ..backend import get_backend
 
-    try:
-        return get_backend(obj.backend if obj.backend else "cpu")
-    except Exception as exc:
-        raise click.ClickException(str(exc)) from None
+    return get_backend(obj.backend if obj.backend else "cpu")
 
 
 def _report_table(title: str, rows: dict):
@@ -133,7 +128,7 @@ def _strip_version(genes):
     return genes.astype(str).str.replace(r"\.\d+$", "", regex=True)
 
 
-@cli.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def twas() -> None:
     """TWAS: S-PrediXcan, S-MultiXcan and gene–gene correlation matrices.
 

@@ -14,11 +14,16 @@ Pairs no member labels both get D = 1 (never clustered together).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from ..backend import Backend, get_backend
-from ..errors import InputError
+from ..errors import InputError, preview
+from ..io import write_table
+from ..results import FolderResult, register
 from .coassociation import coassociation
 from .spectral import spectral_embedding, spectral_labels
 
@@ -76,7 +81,7 @@ class _Members:
         _, p = np.unique(partition, return_inverse=True)
         kp = int(p.max()) + 1
         M = self.E.shape[0]
-        pairs = lambda x: x * (x - 1) / 2  # noqa: E731
+        pairs = lambda x: x * (x - 1) / 2
         # one bincount gives every member's contingency table with the partition, member m's
         # kp × k_m cells at offset kp·Σ_{m'<m} k_m'
         start = kp * self.offset
@@ -123,16 +128,80 @@ def agreement(partition: np.ndarray, ensemble, *, metrics=("ari",)) -> dict:
     return out
 
 
+@register
+@dataclass
+class Consensus(FolderResult):
+    """The consensus partitions of an ensemble, scored and selected.
+
+    ``table``: one row per (method, k) — ``method, k, n_clusters`` and the agreement scores
+    (``ari_mean``, ``ari_median``, …); ``partitions``: the same rows × objects (columns are
+    the object names), the labels 0 … k−1; ``selected``: the rows :func:`select` keeps, best
+    first. ``labels()`` / ``best()`` read them without index arithmetic. Unpacks as
+    ``table, partitions_array = consensus(...)``.
+
+    Saved as a folder: ``consensus.parquet``, ``partitions.parquet``, ``selected.parquet``
+    (and ``selected.tsv``), ``result.json``, ``agreement_by_k.png`` and, when the
+    co-association distance is at hand, ``coassociation.png``.
+    """
+
+    table: pd.DataFrame
+    partitions: pd.DataFrame
+    selected: pd.DataFrame
+
+    kind = "cluster_consensus"
+    _TABLES = ("table", "partitions", "selected")
+    _FILES = {"table": "consensus"}
+
+    def __iter__(self):
+        yield self.table
+        yield self.partitions.to_numpy()
+
+    def best(self) -> pd.Series:
+        """The selected row with the highest median weighted ARI (method, k, scores)."""
+        return self.selected.iloc[0]
+
+    def labels(self, k: int | None = None, method: str | None = None) -> pd.Series:
+        """Cluster labels per object: the best selected partition (no arguments), the best
+        method at ``k``, or ``method`` at ``k``."""
+        t = self.table.reset_index(drop=True)
+        if k is None and method is None:
+            b = self.best()
+            k, method = int(b["k"]), b["method"]
+        rows = t.index[t["k"] == k] if k is not None else t.index
+        if method is not None:
+            rows = rows[(t.loc[rows, "method"] == method).to_numpy()]
+        if not len(rows):
+            raise InputError(f"consensus: no partition with k = {k}"
+                             + (f" and method {method!r}" if method else "")
+                             + f"; k ranges over {sorted(t['k'].unique().tolist())} and methods "
+                             f"are {preview(t['method'].unique())}")
+        row = int(t.loc[rows, "ari_median"].idxmax())
+        return pd.Series(self.partitions.iloc[row].to_numpy(), index=self.partitions.columns,
+                         name=f"{t.loc[row, 'method']}_k{int(t.loc[row, 'k'])}")
+
+    def _write_extras(self, folder: Path) -> None:
+        from .plots import agreement_plot, coassociation_plot
+
+        write_table(self.selected, folder / "selected.tsv")
+        agreement_plot(self.table, folder / "agreement_by_k.png")
+        D = getattr(self, "distance_", None)
+        if D is not None:
+            coassociation_plot(D, self.labels().to_numpy(), folder / "coassociation.png")
+
+
 def consensus(ensemble: np.ndarray, *, k_range=None, eac_linkages=EAC_LINKAGES,
               scc_deltas=SCC_DELTAS, seed: int = 0, backend: Backend | str = "cpu",
-              D: np.ndarray | None = None,
-              metrics=("ari",)) -> tuple[pd.DataFrame, np.ndarray]:
+              D: np.ndarray | None = None, metrics=("ari",), objects=None,
+              quantile: float = 0.75) -> Consensus:
     """Consensus partitions for each k and method, scored against the ensemble.
 
-    Returns ``(table, partitions)``: one row per (method, k) with the agreement scores, and
-    the partitions (rows × objects) in the table's order. ``D``: a precomputed condensed
-    co-association distance (else computed on ``backend``). ``metrics``: agreement scores
-    (``ari`` always used for selection; add ``ami``, ``nmi`` to report them too).
+    Returns a :class:`Consensus`: one row per (method, k) with the agreement scores, the
+    partitions (rows × objects) in the table's order, and the selection (:func:`select`
+    with ``quantile``). ``ensemble``: members × objects labels (NaN = missing); ``objects``:
+    their names (default 0 … n−1). ``D``: a precomputed condensed co-association distance
+    (else computed on ``backend``; kept on the result as ``distance_`` for its plot, not
+    saved). ``metrics``: agreement scores (``ari`` always used for selection; add ``ami``,
+    ``nmi`` to report them too).
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
@@ -167,7 +236,14 @@ def consensus(ensemble: np.ndarray, *, k_range=None, eac_linkages=EAC_LINKAGES,
     table = pd.DataFrame(rows)
     members = _Members(E)
     scores = pd.DataFrame([agreement(p, members, metrics=metrics) for p in parts])
-    return pd.concat([table, scores], axis=1), np.vstack(parts)
+    table = pd.concat([table, scores], axis=1)
+    names = [str(o) for o in (objects if objects is not None else range(n))]
+    if len(names) != n:
+        raise InputError(f"consensus: {len(names)} object names for {n} objects")
+    out = Consensus(table=table, partitions=pd.DataFrame(np.vstack(parts), columns=names),
+                    selected=select(table, quantile=quantile))
+    out.distance_ = D
+    return out
 
 
 def select(table: pd.DataFrame, *, quantile: float = 0.75) -> pd.DataFrame:

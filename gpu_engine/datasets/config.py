@@ -54,7 +54,7 @@ class WorldConfig:
     sample_block: int = 512
     trait_block: int = 256
 
-    def replace(self, **changes) -> "WorldConfig":
+    def replace(self, **changes) -> WorldConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

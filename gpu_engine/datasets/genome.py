@@ -94,7 +94,7 @@ def ld_factor(genes: pd.DataFrame, rng: np.random.Generator, *, window_mb: float
     rows, cols, vals = [], [], []
     n_sources = 0
     half = window_mb / 2
-    for c, block in genes.groupby("chromosome", sort=True):
+    for _c, block in genes.groupby("chromosome", sort=True):
         mids = block["mid_mb"].to_numpy()
         idx = block.index.to_numpy()
         hi = mids.max() + half

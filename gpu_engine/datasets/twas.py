@@ -216,7 +216,7 @@ def _ld_blocks(tw: TwasWorld) -> CovarianceBlocks:
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [blk.size]])
     values, sizes, snps, labels = [], [], [], []
-    for a, b in zip(starts, ends):
+    for a, _b in zip(starts, ends):
         rows, C = tw.corr_block(blk[a])
         order = np.argsort(ids[rows])  # blocks hold their SNPs sorted by id
         rows = rows[order]

@@ -38,8 +38,16 @@ from scipy.special import ndtr
 
 from .._version import __version__
 from ..errors import InputError, InputFileNotFoundError
-from ..io import (atomic_dir, iter_matrix_parts, read_gene_sets, read_matrix, read_table,
-                  write_gmt, write_matrix, write_table)
+from ..io import (
+    atomic_dir,
+    iter_matrix_parts,
+    read_gene_sets,
+    read_matrix,
+    read_table,
+    write_gmt,
+    write_matrix,
+    write_table,
+)
 from ..progress import track
 from .config import WorldConfig, world_config
 from .genome import LDFactor, ld_factor, make_genes
@@ -80,7 +88,7 @@ def tissue_names(n: int) -> list[str]:
 
 def generate_world(out: str | os.PathLike, *, scale: str = "small", seed: int = 0,
                    config: WorldConfig | None = None, overwrite: bool = False,
-                   progress: bool = False) -> "World":
+                   progress: bool = False) -> World:
     """Generate a synthetic world into folder ``out`` and return it as a :class:`World`.
 
     ``scale`` is ``small``, ``medium`` or ``full`` (see :data:`~gpu_engine.datasets.SCALES`);
@@ -290,8 +298,8 @@ class _Builder:
             absz = np.where(np.isnan(zt), -np.inf, np.abs(zt))
             best = absz.argmax(axis=0)
             worst = np.where(np.isnan(zt), np.inf, np.abs(zt)).argmin(axis=0)
-            take = lambda idx: np.take_along_axis(zt, idx[None], axis=0)[0]  # noqa: E731
-            z_best, z_worst = take(best), take(worst)
+            z_best = np.take_along_axis(zt, best[None], axis=0)[0]
+            z_worst = np.take_along_axis(zt, worst[None], axis=0)[0]
             for j, trait in enumerate(names):
                 table = pd.DataFrame({
                     "gene": genes["gene_id"], "gene_name": genes["gene"],

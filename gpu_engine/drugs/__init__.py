@@ -5,8 +5,17 @@ precision, a permutation baseline and curves on a gold standard (:func:`evaluate
 behind a module-based prediction (:func:`explain`, :func:`lv_contributions`)."""
 
 from .evaluate import Evaluation, average_precision, evaluate, gold_pairs, plot_curves, roc_auc
-from .scoring import (GENE_TOP_K, MODULE_TOP_K, DrugScores, explain, lv_contributions, raw_scores,
-                    score, to_diseases, top_order)
+from .scoring import (
+                    GENE_TOP_K,
+                    MODULE_TOP_K,
+                    DrugScores,
+                    explain,
+                    lv_contributions,
+                    raw_scores,
+                    score,
+                    to_diseases,
+                    top_order,
+)
 
 __all__ = ["Evaluation", "average_precision", "evaluate", "gold_pairs", "plot_curves",
            "roc_auc", "GENE_TOP_K", "MODULE_TOP_K", "DrugScores", "explain", "lv_contributions",

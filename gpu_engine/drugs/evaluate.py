@@ -149,7 +149,7 @@ def evaluate(scores, gold_standard: pd.DataFrame, *, n_permutations: int = 1000,
         null_auc, null_ap = roc_auc(Y, s), average_precision(Y, s)
     else:
         null_auc = null_ap = np.empty(0)
-    pval = lambda null, obs: float((1 + (null >= obs - 1e-12).sum()) / (1 + len(null)))  # noqa: E731
+    pval = lambda null, obs: float((1 + (null >= obs - 1e-12).sum()) / (1 + len(null)))
     fpr, tpr, thr = roc_curve(y, s)
     prec, rec, thr2 = precision_recall_curve(y, s)
     return Evaluation(auc, ap, null_auc, null_ap, pval(null_auc, auc), pval(null_ap, ap),

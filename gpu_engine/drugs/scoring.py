@@ -351,7 +351,7 @@ def to_diseases(drug_trait: pd.DataFrame, trait_disease: pd.DataFrame,
     diseases = list(dict.fromkeys(m["disease"]))
     out = np.empty((V.shape[0], len(diseases)))
     arg = np.empty((V.shape[0], len(diseases)), dtype=object)
-    for j, (dis, g) in enumerate(m.groupby("disease", sort=False)):
+    for j, (_dis, g) in enumerate(m.groupby("disease", sort=False)):
         idx = sorted(cols[t] for t in g["trait"])
         sub = V[:, idx]
         a = sub.argmax(1)

@@ -12,18 +12,17 @@ The model, its parity traps and why it is fast are described in ``specs/gls.md``
 reference is ``phenoplier``'s ``gls.GLSPhenoplier`` (statsmodels GLS per pair).
 """
 
-from .association import RESULT_COLUMNS, associate
-from .inputs import (COVARIATES, SMultiXcanResults, covariate_matrices, read_smultixcan,
-                     trait_values)
+from .association import RESULT_COLUMNS, GLSResults, associate
+from .inputs import COVARIATES, SMultiXcanResults, covariate_matrices, read_smultixcan, trait_values
 from .model import diagonal_blocks, predictor_columns, prepare
 
-__all__ = ["RESULT_COLUMNS", "associate", "COVARIATES", "SMultiXcanResults",
+__all__ = ["RESULT_COLUMNS", "GLSResults", "associate", "COVARIATES", "SMultiXcanResults",
            "covariate_matrices", "read_smultixcan", "trait_values", "diagonal_blocks",
            "predictor_columns", "prepare", "null_calibration", "qq_plot"]
 
 
 def __getattr__(name):
-    if name in ("null_calibration", "qq_plot", "simulate_null_traits"):
+    if name in ("null_calibration", "qq_plot", "simulate_null_traits", "NullCalibration"):
         from . import null
 
         return getattr(null, name)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..backend import get_backend
 from ..distributed import chunks, map_tasks
+from ..results import TableResult, register
 from ..stats import fdr_bh
 from .engine import Ops, run_chunk
 from .model import GroupPlan, Problem, plan_group, prepare
@@ -19,6 +20,20 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = ("lv", "trait", "n", "beta", "beta_se", "t", "pvalue_twosided",
                   "pvalue_onesided", "fdr")
 _MAX_TRAITS_PER_TASK = 1024
+
+
+@register
+class GLSResults(TableResult):
+    """The LV × trait table of :func:`associate` (a DataFrame: ``lv, trait, n, beta,
+    beta_se, t, pvalue_twosided, pvalue_onesided, fdr``). ``attrs`` holds the alignment,
+    skipped pairs, genes missing per trait and, once written by the CLI, the run metadata.
+    ``save("gls.parquet")`` / ``GLSResults.load(...)``."""
+
+    kind = "gls"
+
+    def significant(self, fdr: float = 0.05) -> pd.DataFrame:
+        """The pairs with ``fdr`` below the threshold, most significant first."""
+        return self[self["fdr"] < fdr].sort_values("pvalue_onesided", kind="stable")
 
 
 def _task(plan: GroupPlan, Y: np.ndarray, C, trait_names, covar_names, backend: str):
@@ -44,7 +59,7 @@ def _traits_per_task(be, plan: GroupPlan, n_traits: int, m: int) -> int:
 def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "submatrix",
               predictor: str = "binary", top_fraction: float = 0.01, covars=(),
               scale: str = "pvalue", lvs=None, backend="auto", client=None,
-              progress: bool = False, ops: Ops | None = None) -> pd.DataFrame:
+              progress: bool = False, ops: Ops | None = None) -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For LV ℓ and trait t, over the genes shared by the LV model, the correlation matrix and
@@ -84,7 +99,7 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
 
     Returns
     -------
-    DataFrame with columns ``lv, trait, n, beta, beta_se, t, pvalue_twosided,
+    :class:`GLSResults` (a DataFrame) with columns ``lv, trait, n, beta, beta_se, t, pvalue_twosided,
     pvalue_onesided, fdr`` (one row per LV × trait, LVs in model order, traits in input
     order; ``lv`` and ``trait`` are categoricals, cheap at millions of rows). ``fdr`` is
     Benjamini–Hochberg over all one-sided p-values of the call. ``attrs``
@@ -98,7 +113,7 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
                       predictor=predictor, top_fraction=top_fraction, covars=covars,
                       scale=scale, lvs=lvs)
     stats, n_genes, skipped = compute(problem, be, client=client, progress=progress, ops=ops)
-    table = result_table(problem, stats, n_genes)
+    table = GLSResults.from_frame(result_table(problem, stats, n_genes))
     table.attrs["alignment"] = problem.alignment.to_dict()
     table.attrs["skipped"] = skipped
     table.attrs["missing_genes"] = problem.missing

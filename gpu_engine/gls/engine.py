@@ -10,8 +10,9 @@ with the Cholesky factor of R per diagonal block instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class Ops:
     cache: dict
 
     @classmethod
-    def for_backend(cls, backend) -> "Ops":
+    def for_backend(cls, backend) -> Ops:
         from ..kernels import gls as k
 
         if backend.is_gpu:
@@ -42,7 +43,7 @@ class Ops:
                    backend.to_host, {})
 
     @classmethod
-    def simulated(cls) -> "Ops":
+    def simulated(cls) -> Ops:
         """NumPy arrays with the CUDA kernels (in the Numba simulator, for tests)."""
         import scipy.linalg as sla
 
@@ -52,7 +53,7 @@ class Ops:
                    lambda a: np.asarray(a), {})
 
     @classmethod
-    def reference(cls) -> "Ops":
+    def reference(cls) -> Ops:
         """NumPy arrays with the NumPy reference kernels (slow; for tests)."""
         import scipy.linalg as sla
 

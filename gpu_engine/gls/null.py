@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from scipy import stats
 from scipy.special import ndtr
 
 from ..errors import InputError, preview
+from ..io import write_table
+from ..results import FolderResult, register
 from .association import associate
 from .model import _cholesky, check_gene_corr, diagonal_blocks
 
@@ -99,17 +102,37 @@ def _n_indep(n_indep, genes: pd.Index) -> np.ndarray:
     return k.astype(np.int64)
 
 
+@register
 @dataclass
-class NullCalibration:
-    """Per-LV calibration (``table``) and the GLS results on the null traits (``results``)."""
+class NullCalibration(FolderResult):
+    """Per-LV calibration (``table``) and the GLS results on the null traits (``results``).
+
+    Saved as a folder: ``calibration.parquet`` (and a ``calibration.tsv`` copy),
+    ``null_results.parquet``, ``result.json`` and the QQ plot ``qq.png``."""
 
     table: pd.DataFrame
     results: pd.DataFrame
     alphas: tuple[float, ...]
 
+    kind = "gls_null"
+    _TABLES = ("table", "results")
+    _FILES = {"table": "calibration", "results": "null_results"}
+
     @property
     def inflated(self) -> list[str]:
         return self.table.loc[self.table["inflated"], "lv"].tolist()
+
+    def _write_extras(self, folder: Path) -> None:
+        write_table(self.table, folder / "calibration.tsv")
+        qq_plot(self.results, folder / "qq.png", highlight=self.inflated[:6] or None)
+
+    @classmethod
+    def _from_saved(cls, kw: dict):
+        from .association import GLSResults
+
+        kw["alphas"] = tuple(kw["alphas"])
+        kw["results"] = GLSResults.from_frame(kw["results"])
+        return cls(**kw)
 
 
 def calibration_table(results: pd.DataFrame, alphas=ALPHAS, *,

@@ -9,8 +9,17 @@ from .align import AlignmentReport, align_labels, dedupe_labels, member, reindex
 from .atomic import atomic_dir, atomic_path
 from .gene_sets import gene_sets_to_matrix, read_gene_sets, read_gmt, write_gmt
 from .metadata import fingerprint, read_metadata, run_metadata
-from .tables import (check_columns, check_finite, iter_matrix_parts, read_matrix, read_table,
-                     table_format, write_matrix, write_matrix_parts, write_table)
+from .tables import (
+                     check_columns,
+                     check_finite,
+                     iter_matrix_parts,
+                     read_matrix,
+                     read_table,
+                     table_format,
+                     write_matrix,
+                     write_matrix_parts,
+                     write_table,
+)
 
 __all__ = [
     "AlignmentReport", "align_labels", "dedupe_labels", "member", "reindex_fill",

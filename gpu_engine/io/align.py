@@ -8,8 +8,8 @@ Callers log ``report.summary()`` and store ``report.to_dict()`` in output metada
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,7 @@ def dedupe_labels(obj, *, axis: int = 0, source: str = "labels"):
     return out, report
 
 
-def align_labels(named: dict[str, "pd.DataFrame | pd.Series | pd.Index | Sequence"], *,
+def align_labels(named: dict[str, pd.DataFrame | pd.Series | pd.Index | Sequence], *,
                  order: str | None = None, what: str = "genes", min_overlap: int = 1):
     """Intersect the labels of several inputs and reorder each to the common order.
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd

@@ -13,8 +13,9 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .._version import __version__
 

@@ -29,7 +29,8 @@ import pandas as pd
 from ..backend import get_backend
 from ..errors import InputError, preview
 from ..progress import track
-from . import annotate, prior as priors
+from . import annotate
+from . import prior as priors
 from .numpc import num_pc
 from .ustep import UStep
 
@@ -125,7 +126,8 @@ class LVModel:
         counted in ``report_``."""
         Y_new = _as_frame(Y_new, "data to project")
         if Y_new.index.has_duplicates:
-            raise InputError(f"data to project: duplicated genes {preview(Y_new.index[Y_new.index.duplicated()])}; "
+            dup = Y_new.index[Y_new.index.duplicated()]
+            raise InputError(f"data to project: duplicated genes {preview(dup)}; "
                              "make genes unique first")
         if Y_new.shape[1] < 2:
             raise InputError("data to project: need at least 2 columns (genes are z-scored "
@@ -206,7 +208,7 @@ class PLIER:
             raise InputError("PLIER: max_iter and max_path must be at least 1")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, Y: pd.DataFrame, prior: pd.DataFrame) -> "PLIER":
+    def fit(self, Y: pd.DataFrame, prior: pd.DataFrame) -> PLIER:
         """Fit on ``Y`` (genes × samples, raw or normalized expression; z-scored here) and
         ``prior`` (genes × pathways, 0/1)."""
         self._check_params()
@@ -401,7 +403,7 @@ class PLIER:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, backend="auto") -> "PLIER":
+    def load(cls, directory: str | os.PathLike, *, backend="auto") -> PLIER:
         """Read a model written by :meth:`save`."""
         from ..errors import InputFileNotFoundError
         from ..io.tables import read_table

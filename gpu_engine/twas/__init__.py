@@ -16,8 +16,13 @@ cross-gene products as one sparse matrix product per chromosome.
 """
 
 from .covariance import CovarianceBlocks, read_covariance
-from .gene_corr import (GeneCorrelation, PairwiseReference, gene_correlations, pairwise_reference,
-                        read_gene_corr)
+from .gene_corr import (
+                        GeneCorrelation,
+                        PairwiseReference,
+                        gene_correlations,
+                        pairwise_reference,
+                        read_gene_corr,
+)
 from .gwas import Gwas, GwasColumns, harmonize, read_gwas, read_gwas_file
 from .models import ModelDB, model_files, read_model_db
 from .smultixcan import smultixcan, write_smultixcan

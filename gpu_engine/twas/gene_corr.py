@@ -27,17 +27,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ..backend import Backend, get_backend
-from ..errors import InputError, preview
 from ..distributed import map_tasks
+from ..errors import InputError, preview
 from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .models import ModelDB
 from .quadratic import gram
@@ -280,7 +280,7 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
                     shared={"LD": LD, "repair": repair, "min_eigenvalue": min_eigenvalue,
                             "within_mb": within_mb, "backend": be.name})
     blocks, reports = [], []
-    for (chrom, grp), (R, rep) in zip(gtab.groupby("chromosome", sort=False), out):
+    for (_chrom, grp), (R, rep) in zip(gtab.groupby("chromosome", sort=False), out):
         blocks.append((int(order_of_gi[grp["_gi"].to_numpy()].min()), sp.coo_matrix(R)))
         reports.append(rep)
     rows = np.concatenate([b.row + f for f, b in blocks])

@@ -19,7 +19,7 @@ the small eigen- and singular-value decompositions are batched by tissue count.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,8 @@ from scipy import stats
 
 from ..backend import Backend
 from ..errors import InputError
-from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from ..io.align import member
+from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .gwas import Gwas, harmonize
 from .models import ModelDB
 from .quadratic import gram, snp_table
@@ -140,7 +140,7 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
     by_size: dict[int, list[int]] = {}
     for i, k in enumerate(m):
         by_size.setdefault(int(k), []).append(i)
-    for k, idx in by_size.items():
+    for _k, idx in by_size.items():
         Gs = np.stack([G[i] for i in idx])
         d = np.sqrt(np.einsum("bii->bi", Gs))
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -18,8 +18,8 @@ import pandas as pd
 from scipy import stats
 
 from ..backend import Backend
-from .covariance import CovarianceBlocks
 from ..io.align import member
+from .covariance import CovarianceBlocks
 from .gwas import Gwas, harmonize
 from .models import ModelDB
 from .quadratic import gram, snp_table

@@ -1,0 +1,67 @@
+"""Plots of the clustering results (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def agreement_plot(table: pd.DataFrame, path: str | Path) -> None:
+    """Median weighted ARI with the ensemble against k, one line per consensus method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for m, g in table.groupby("method"):
+        ax.plot(g["k"], g["ari_median"], marker="o", ms=3, label=m)
+    ax.set_xlabel("k")
+    ax.set_ylabel("median weighted ARI with the ensemble")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def coassociation_plot(D: np.ndarray, labels: np.ndarray, path: str | Path) -> None:
+    """The co-association similarity 1 − D (condensed ``D``), objects ordered by ``labels``."""
+    from scipy.spatial.distance import squareform
+
+    plt = _pyplot()
+    order = np.argsort(labels, kind="stable")
+    S = 1 - squareform(np.where(np.isnan(D), 1.0, D))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(S[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title("co-association, ordered by the selected partition")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def driver_plot(drivers: pd.DataFrame, path: str | Path, *, top: int = 5) -> None:
+    """Per cluster, the stump thresholds (SD) of its ``top`` first driving features."""
+    groups = list(drivers.groupby("cluster"))
+    if not groups:
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6, 1.6 * len(groups) + 0.5),
+                             squeeze=False)
+    for ax, (c, g) in zip(axes[:, 0], groups):
+        g = g.head(top)
+        ax.barh(g["feature"].astype(str)[::-1], g["threshold"][::-1])
+        ax.set_title(f"cluster {c}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("stump threshold (SD)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
