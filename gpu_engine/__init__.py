@@ -17,7 +17,7 @@ from ._version import __version__
 
 _SUBMODULES = {"backend", "io", "datasets", "stats", "benchmarking", "errors", "kernels",
                "demo", "progress", "gls", "distributed", "plier", "twas", "ccc", "cluster",
-               "drugs"}
+               "drugs", "results", "lvmodel"}
 
 __all__ = ["__version__", *sorted(_SUBMODULES)]
 

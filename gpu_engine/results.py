@@ -170,9 +170,13 @@ class FolderResult:
     _TABLES: ClassVar[tuple[str, ...]] = ()
     _ARRAYS: ClassVar[tuple[str, ...]] = ()
     _FILES: ClassVar[dict[str, str]] = {}  # field → file stem, where it is not the field name
+    _INDEX_LABELS: ClassVar[dict[str, str]] = {}  # field → column name for an unnamed index
 
     def _write_extras(self, folder: Path) -> None:
         """Plots and human-readable copies; nothing that :meth:`load` needs."""
+
+    def _write_parts(self, folder: Path, metadata: dict) -> None:
+        """Further files that :meth:`load` needs (nested results); none by default."""
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False,
              plots: bool = True, metadata: dict | None = None) -> Path:
@@ -196,10 +200,20 @@ class FolderResult:
                         doc["tables"][name] = None
                         continue
                     frame = pd.DataFrame(value, copy=False)
-                    index = not isinstance(frame.index, pd.RangeIndex)
-                    doc["tables"][name] = {"file": file, "index": index,
-                                           "columns": _column_names(frame)}
-                    write_table(frame, tmp / file, index=index, metadata=meta)
+                    spec = {"file": file, "columns": _column_names(frame), "index": None,
+                            "columns_name": frame.columns.name}
+                    if not isinstance(frame.index, pd.RangeIndex):
+                        # the index is written as ordinary leading columns, so that any
+                        # Parquet reader sees the labels (e.g. a 'drug' column)
+                        names = list(frame.index.names)
+                        label = self._INDEX_LABELS.get(name, "index")
+                        cols = [n if n is not None else (label if len(names) == 1
+                                                        else f"{label}_{i}")
+                                for i, n in enumerate(names)]
+                        spec["index"], spec["index_names"] = cols, names
+                        frame = frame.rename_axis(cols).reset_index()
+                    doc["tables"][name] = spec
+                    write_table(frame, tmp / file, metadata=meta)
                 elif name in self._ARRAYS:
                     arr = np.asarray(value)
                     doc["arrays"][name] = {"file": file, "shape": list(arr.shape),
@@ -211,6 +225,7 @@ class FolderResult:
                 else:
                     doc["fields"][name] = _jsonable(value)
             (tmp / RESULT_JSON).write_text(json.dumps(doc, indent=1))
+            self._write_parts(tmp, meta)
             if plots:
                 self._write_extras(tmp)
         return folder
@@ -230,9 +245,12 @@ class FolderResult:
             if spec is None:
                 kw[name] = None
                 continue
-            # pyarrow restores the index from the pandas metadata it wrote
             frame = read_table(folder / spec["file"], what=f"{cls.kind} {name}")
+            if spec.get("index"):
+                frame = frame.set_index(spec["index"])
+                frame.index.names = spec["index_names"]
             frame.columns = _restore_columns(frame.columns, spec["columns"])
+            frame.columns.name = spec.get("columns_name")
             kw[name] = frame
         for name, spec in doc["arrays"].items():
             flat = read_table(folder / spec["file"], what=f"{cls.kind} {name}").to_numpy()
@@ -286,3 +304,75 @@ def equal(a, b) -> bool:
         elif _jsonable(x) != _jsonable(y):
             return False
     return True
+
+
+# ----------------------------------------------------------------------------- estimators
+MODEL_JSON = "model.json"
+
+
+class SavedEstimator:
+    """Mixin for fitted estimators (scikit-learn ``BaseEstimator`` subclasses) that save
+    their fitted state as a folder: one Parquet file per fitted table, ``model.json`` with
+    the format, the parameters (``get_params``) and the JSON-able fitted attributes.
+
+    Subclasses set ``FORMAT`` (``"gpu_engine.<name>/<version>"``), ``_FITTED_TABLES``
+    (attribute → file stem) and ``_FITTED_JSON`` (attribute names), and may override
+    ``_encode``/``_decode`` for a table that is not a plain DataFrame.
+    """
+
+    FORMAT: ClassVar[str] = ""
+    _FITTED_TABLES: ClassVar[dict[str, str]] = {}
+    _FITTED_JSON: ClassVar[tuple[str, ...]] = ()
+
+    def _encode(self, name: str, value) -> pd.DataFrame:
+        return value
+
+    @classmethod
+    def _decode(cls, name: str, frame: pd.DataFrame, fitted: dict):
+        return frame
+
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the fitted estimator into a new ``folder`` (atomically)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        from .io import write_table
+        from .io.atomic import atomic_dir
+
+        check_is_fitted(self)
+        folder = Path(folder)
+        with atomic_dir(folder, overwrite=overwrite) as tmp:
+            for attr, stem in self._FITTED_TABLES.items():
+                value = getattr(self, attr)
+                if value is not None:
+                    write_table(self._encode(attr, value), tmp / f"{stem}.parquet")
+            doc = {"format": self.FORMAT, "params": _jsonable(self.get_params(deep=False)),
+                   "fitted": {a: _jsonable(getattr(self, a)) for a in self._FITTED_JSON}}
+            (tmp / MODEL_JSON).write_text(json.dumps(doc, indent=1))
+            self._write_extras(tmp)
+        return folder
+
+    def _write_extras(self, folder: Path) -> None:
+        """Human-readable copies and plots; nothing :meth:`load` needs."""
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike):
+        """Read an estimator written by :meth:`save`."""
+        from .io import read_table
+
+        folder = Path(folder)
+        doc = _read_result_json(folder, MODEL_JSON)
+        if doc.get("format") != cls.FORMAT:
+            raise InputError(f"{folder}: holds a {doc.get('format')!r} model, not "
+                             f"{cls.FORMAT!r}")
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["params"].items()}
+        self = cls(**params)
+        fitted = doc["fitted"]
+        for a, v in fitted.items():
+            setattr(self, a, v)
+        for attr, stem in cls._FITTED_TABLES.items():
+            p = folder / f"{stem}.parquet"
+            value = None
+            if p.exists():
+                value = cls._decode(attr, read_table(p, what=f"{cls.__name__} {attr}"), fitted)
+            setattr(self, attr, value)
+        return self

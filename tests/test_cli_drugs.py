@@ -9,7 +9,8 @@ import pandas as pd
 from click.testing import CliRunner
 
 from gpu_engine.cli.main import cli
-from gpu_engine.drugs import evaluate, score
+from gpu_engine import results
+from gpu_engine.drugs import Comparison, DrugScores, evaluate, score, top_predictions
 from gpu_engine.drugs.inputs import spredixcan_files, tissue_matrices
 
 
@@ -32,6 +33,11 @@ def test_score_and_evaluate_chain(small_world, tmp_path):
     np.testing.assert_array_equal(got.to_numpy(), api.drug_disease.to_numpy())
     rep = json.loads((tmp_path / "gene" / "report.json").read_text())
     assert rep["tissues"] == w.tissues and rep["top_k"] == ["all", "50"]
+    # the folder is what DrugScores.save writes: it loads back equal to the API's result
+    loaded = results.load(tmp_path / "gene")
+    assert isinstance(loaded, DrugScores) and loaded.metadata["command"] == "drugs score"
+    api.top = top_predictions(api, n=20)
+    assert results.equal(loaded, api)
 
     # module space from already projected inputs (LVs × drugs, LVs × traits per tissue)
     from gpu_engine.plier import LVModel
@@ -59,10 +65,13 @@ def test_score_and_evaluate_chain(small_world, tmp_path):
     want = evaluate(api, w.gold_standard(), n_permutations=50)
     assert metrics.loc["gene", "auc"] == want.auc and metrics.loc["gene", "ap"] == want.ap
     assert (tmp_path / "ev" / "curves.png").is_file()
+    comp = results.load(tmp_path / "ev")
+    assert isinstance(comp, Comparison) and list(comp.evaluations) == ["gene", "module"]
+    assert results.equal(comp.evaluations["gene"], want)
     # errors are messages, not tracebacks; no half-written folder
     res = _run("drugs", "evaluate", "--scores", tmp_path / "proj", "--gold",
                w.path / "drugs" / "gold_standard.tsv", "--out", tmp_path / "ev2")
-    assert res.exit_code != 0 and "no drug_disease.parquet" in res.output
+    assert res.exit_code != 0 and "not a folder written by `drugs score`" in res.output
     assert not (tmp_path / "ev2").exists()
 
 

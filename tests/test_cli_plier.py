@@ -70,5 +70,5 @@ def test_bad_input_is_a_clear_error(tmp_path):
     assert not (tmp_path / "m").exists()
     res = _run("plier", "project", "--z", tmp_path / "expr.parquet", "--data",
                tmp_path / "expr.parquet", "--out", tmp_path / "x.parquet")
-    assert res.exit_code != 0 and "--l2" in res.output
+    assert res.exit_code != 0 and "--lv-l2" in res.output
     assert "plier fit --expr" in _run("plier", "--help").output

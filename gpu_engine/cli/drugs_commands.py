@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj
+from ._common import CONTEXT, Obj, check_output, dask_client, load_lv_model, lv_model_options
+from ._common import backend as _backend
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -43,9 +43,10 @@ def drugs() -> None:
               help="Gene column of the S-PrediXcan CSVs (gene_name: symbols, gene: Ensembl).")
 @click.option("--space", type=click.Choice(["gene", "module"]), default="gene",
               show_default=True)
-@click.option("--lv-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Module space: a PLIER model folder (gpu-engine plier fit); "
-              "signatures and z are projected with it (per tissue).")
+@lv_model_options(required=False, help="Module space: the gene-module model (a PLIER model "
+                  "folder, an LV model folder, or a genes × LVs Z matrix with --lv-l2); "
+                  "signatures and z are projected with it (per tissue). Without it, module "
+                  "space takes signatures and z already projected.")
 @click.option("--top-k", default=None,
               help="Comma-separated k values ('all' or integers). Default: all,50,100,250,500 "
               "(gene) or all,5,10,25,50 (module).")
@@ -65,6 +66,7 @@ def drugs() -> None:
 @click.option("--overwrite", is_flag=True)
 @click.pass_obj
 def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, space, lv_model,
+              lv_l2,
               top_k, tissues, trait_disease, top, batch_traits, scheduler, out,
               overwrite) -> None:
     """Score every drug against every trait and disease.
@@ -82,70 +84,35 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
       gpu-engine drugs score --space module --lv-model plier_model/ \\
           --signatures lincs.parquet --twas-z spredixcan_by_tissue/ --out module_scores/
     """
-    from ..backend import get_backend
-    from ..distributed import get_client
-    from ..drugs import explain, score
+    from ..drugs import score, top_predictions
     from ..drugs.inputs import spredixcan_files, tissue_matrices
-    from ..io import atomic_dir, read_matrix, read_table, write_matrix, write_table
+    from ..io import read_matrix, read_table, run_metadata
 
+    if lv_model is not None and space != "module":
+        raise click.UsageError("--lv-model is for --space module")
+    check_output(out, folder=True, overwrite=overwrite, what="--out")
     con = _console()
     t0 = time.perf_counter()
-    client = None
-    try:
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"{out} already exists; pass --overwrite")
-        be = get_backend(obj.backend)
-        D = read_matrix(signatures, allow_nan=True, what="drug signatures")
-        Z = (spredixcan_files(twas_z, spredixcan_pattern, gene_column=gene_column)
-             if spredixcan_pattern else tissue_matrices(twas_z))
-        model = None
-        if lv_model is not None:
-            if space != "module":
-                raise click.UsageError("--lv-model is for --space module")
-            from ..plier import PLIER
-
-            model = PLIER.load(lv_model, backend=be.name)
-        ks = None
-        if top_k:
-            ks = tuple(k.strip() if k.strip() == "all" else int(k) for k in top_k.split(","))
-        td = read_table(trait_disease, what="trait → disease map") if trait_disease else None
-        client = get_client(scheduler)
+    be = _backend(obj)
+    D = read_matrix(signatures, allow_nan=True, what="drug signatures")
+    Z = (spredixcan_files(twas_z, spredixcan_pattern, gene_column=gene_column)
+         if spredixcan_pattern else tissue_matrices(twas_z))
+    model = load_lv_model(lv_model, lv_l2, obj) if lv_model is not None else None
+    ks = None
+    if top_k:
+        ks = tuple(k.strip() if k.strip() == "all" else int(k) for k in top_k.split(","))
+    td = read_table(trait_disease, what="trait → disease map") if trait_disease else None
+    with dask_client(scheduler) as client:
         s = score(D, Z, space=space, lv_model=model, top_k=ks,
                   tissues=tissues.split(",") if tissues else None, trait_disease=td,
                   backend=be, client=client, batch_traits=batch_traits,
                   progress=_progress_enabled())
-        target = s.drug_disease if s.drug_disease is not None else s.drug_trait
-        kind = "disease" if s.drug_disease is not None else "trait"
-        best = (target.stack().rename("score").reset_index()
-                .sort_values("score", ascending=False, kind="stable").head(top))
-        best.columns = ["drug", kind, "score"]
-        if kind == "disease":
-            best["trait"] = [s.disease_trait.loc[d, x] for d, x in zip(best["drug"], best[kind])]
-        tcol = best["trait"] if kind == "disease" else best[kind]
-        best["tissue"] = [s.best_tissue.loc[d, t] for d, t in zip(best["drug"], tcol)]
-        if space == "module":
-            tops = []
-            for d, x in zip(best["drug"], best[kind]):
-                c = explain(s, d, x, Z, lv_model=model).head(5)
-                tops.append(", ".join(f"{lv} ({v:+.2f})" for lv, v in
-                                      zip(c["lv"], c["contribution"])))
-            best["top_lvs"] = tops
-        with atomic_dir(out, overwrite=overwrite) as tmp:
-            tmp = Path(tmp)
-            write_matrix(s.drug_trait, tmp / "drug_trait.parquet", label="drug")
-            write_table(s.best_tissue.reset_index(), tmp / "best_tissue.parquet")
-            if s.drug_disease is not None:
-                write_matrix(s.drug_disease, tmp / "drug_disease.parquet", label="drug")
-                write_table(s.disease_trait.reset_index(), tmp / "disease_trait.parquet")
-            if s.drug_features is not None:
-                write_matrix(s.drug_features, tmp / "drug_lv.parquet", label="lv")
-            write_table(best, tmp / "top_predictions.tsv")
-            (tmp / "report.json").write_text(json.dumps(
-                {**s.report, "top_k": [str(k) for k in s.top_k], "tissues": s.tissues,
-                 "backend": be.name}, indent=1, default=str))
-    finally:
-        if client is not None:
-            client.close()
+    s.top = best = top_predictions(s, Z, n=top, lv_model=model)
+    inputs = [signatures] + ([lv_model] if lv_model is not None else [])
+    s.save(out, overwrite=overwrite, metadata=run_metadata(
+        backend=be, command="drugs score", inputs=inputs,
+        parameters={"space": space, "top_k": [str(k) for k in s.top_k], "tissues": s.tissues,
+                    "batch_traits": batch_traits}))
     con.print(f"[bold]drug scores ({space} space)[/bold]: {s.report['drugs']:,} drugs × "
               f"{s.report['traits']:,} traits × {len(s.tissues)} tissues × k = "
               f"{', '.join(map(str, s.top_k))}"
@@ -191,11 +158,11 @@ def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
       gpu-engine drugs evaluate --scores gene=gene_scores/ --scores module=module_scores/ \\
           --gold pharmacotherapydb.tsv --permutations 1000 --out evaluation/
     """
-    import pandas as pd
-
-    from ..drugs import evaluate, plot_curves
+    from ..drugs import Comparison, DrugScores, evaluate
     from ..errors import InputFileNotFoundError
-    from ..io import atomic_dir, read_matrix, read_table, write_table
+    from ..io import read_table
+
+    check_output(out, folder=True, overwrite=overwrite, what="--out")
 
     con = _console()
     evals = {}
@@ -204,22 +171,17 @@ def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
         name, _, d = item.rpartition("=")
         d = Path(d)
         name = name or d.name
-        f = d / "drug_disease.parquet"
-        if not f.is_file():
-            raise InputFileNotFoundError(f"{d}: no drug_disease.parquet; run `drugs score` "
+        if not (d / "result.json").is_file():
+            raise InputFileNotFoundError(f"{d}: not a folder written by `drugs score` (no "
+                                         "result.json); give the --out folder of that command")
+        scores = DrugScores.load(d)
+        if scores.drug_disease is None:
+            raise InputFileNotFoundError(f"{d}: no drug–disease scores; run `drugs score` "
                                          "with --trait-disease")
-        evals[name] = evaluate(read_matrix(f, what="drug–disease scores"), g,
-                               n_permutations=permutations, seed=seed)
-    rows = [{"method": n, **e.summary(), "dropped_drug_not_scored":
-             e.report["dropped_drug_not_scored"], "dropped_disease_not_scored":
-             e.report["dropped_disease_not_scored"]} for n, e in evals.items()]
-    metrics = pd.DataFrame(rows)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        tmp = Path(tmp)
-        write_table(metrics, tmp / "metrics.tsv")
-        for n, e in evals.items():
-            write_table(e.pairs, tmp / f"pairs_{n}.parquet")
-        plot_curves(evals, tmp / "curves.png")
+        evals[name] = evaluate(scores.drug_disease, g, n_permutations=permutations, seed=seed)
+    comparison = Comparison.of(evals)
+    comparison.save(out, overwrite=overwrite)
+    metrics = comparison.metrics
     from rich.table import Table
 
     t = Table(title="drug–disease prediction on the gold standard")

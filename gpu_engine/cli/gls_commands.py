@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj
+from ._common import CONTEXT, Obj, check_output, load_lv_model, lv_model_options
 from ._common import backend as _backend
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
@@ -30,12 +30,6 @@ def _covars(value: str | None) -> list[str]:
     if value == "all":
         return list(COVARIATES)
     return _split(value)
-
-
-def _read_lv_model(path: Path):
-    from ..io import read_matrix
-
-    return read_matrix(path, what="LV model")
 
 
 def _read_gene_corr(path: Path):
@@ -93,9 +87,7 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--lv-model", type=click.Path(exists=True, path_type=Path), required=True,
-              help="Genes × LVs loadings Z (Parquet/TSV; first column the gene symbols), e.g. "
-                   "the MultiPLIER model (6,750 × 987).")
+@lv_model_options()
 @click.option("--traits", "traits_path", type=click.Path(exists=True, path_type=Path),
               required=True,
               help="A folder of S-MultiXcan results (one file per trait: gene, gene_name, "
@@ -131,7 +123,7 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--qq", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a QQ plot (PNG) of all one-sided p-values here.")
 @click.pass_obj
-def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, predictor,
+def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, mode, predictor,
         top_fraction, scale, lvs, name_pattern, scheduler, out, qq) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
 
@@ -150,6 +142,8 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
     from ..gls import associate
     from ..io import read_table, run_metadata
 
+    check_output(out, what="--out")
+    check_output(qq, what="--qq")
     con = _console()
     be = _backend(obj)
     covar_list = _covars(covars)
@@ -157,7 +151,7 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
     t0 = time.perf_counter()
     client = None
     try:
-        Z = _read_lv_model(lv_model)
+        Z = load_lv_model(lv_model, lv_l2, obj).Z
         R = _read_gene_corr(gene_corr)
         traits, derived, report = _read_traits(traits_path, with_counts=bool(covar_list)
                                           and covariates is None,
@@ -195,8 +189,7 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
 
 
 @click.command("gls-null", context_settings=CONTEXT)
-@click.option("--lv-model", type=click.Path(exists=True, path_type=Path), required=True,
-              help="Genes × LVs loadings Z (Parquet/TSV).")
+@lv_model_options()
 @click.option("--gene-corr", type=click.Path(exists=True, path_type=Path), required=True,
               help="Genes × genes correlation matrix the null traits are drawn from.")
 @click.option("--n-null", type=int, default=1000, show_default=True,
@@ -222,7 +215,7 @@ def gls(obj: Obj, lv_model, traits_path, gene_corr, covars, covariates, mode, pr
               help="Folder to create: calibration.tsv (per LV), null_results.parquet, qq.png.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.pass_obj
-def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fraction, lvs, seed,
+def gls_null(obj: Obj, lv_model, lv_l2, gene_corr, n_null, mode, predictor, top_fraction, lvs, seed,
              null_model, n_indep_path, scheduler, out, overwrite) -> None:
     """Null calibration: each LV's empirical type-I error on simulated null traits.
 
@@ -241,12 +234,13 @@ def gls_null(obj: Obj, lv_model, gene_corr, n_null, mode, predictor, top_fractio
     from ..gls import null_calibration
     from ..io import read_table, run_metadata
 
+    check_output(out, folder=True, overwrite=overwrite, what="--out")
     con = _console()
     be = _backend(obj)
     t0 = time.perf_counter()
     client = None
     try:
-        Z = _read_lv_model(lv_model)
+        Z = load_lv_model(lv_model, lv_l2, obj).Z
         R = _read_gene_corr(gene_corr)
         n_indep = (read_table(n_indep_path, what="n_indep table") if n_indep_path else None)
         client = get_client(scheduler)

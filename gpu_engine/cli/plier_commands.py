@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj
+from ._common import CONTEXT, Obj, check_output, load_lv_model, lv_model_options
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -74,12 +74,8 @@ def plier_fit(obj: Obj, expr: Path, prior_paths: tuple[Path, ...], k, mode, L1, 
     """
     from ..io import read_matrix, read_table
     from ..plier import PLIER, merge_priors, read_prior
-    from ..plier.plots import u_heatmap
-
+    check_output(out, folder=True, overwrite=overwrite, what="--out")
     con = _console()
-    if out.exists() and not overwrite:
-        raise click.ClickException(f"{out} already exists; choose another folder or pass "
-                                   "--overwrite")
     Y = read_matrix(expr, what="expression matrix")
     prior = merge_priors(*(read_prior(p) for p in prior_paths))
     held = read_table(heldout, what="held-out genes") if heldout else None
@@ -89,7 +85,6 @@ def plier_fit(obj: Obj, expr: Path, prior_paths: tuple[Path, ...], k, mode, L1, 
                   backend=obj.backend or "auto", progress=_progress_enabled())
     model.fit(Y, prior)
     model.save(out, overwrite=overwrite)
-    u_heatmap(model, out / "U_heatmap.png")
     _fit_summary(con, model, out)
 
 
@@ -116,43 +111,43 @@ def _fit_summary(con, m, out: Path) -> None:
 
 
 @plier.command("project", context_settings=CONTEXT)
+@lv_model_options(help="The model: a PLIER model folder (`plier fit`), an LV model folder, or "
+                  "an external model's genes × LVs Z matrix (e.g. the MultiPLIER recount2 Z) "
+                  "with --lv-l2. (--model and --z are older names of this option.)")
 @click.option("--model", "model_dir", type=click.Path(exists=True, path_type=Path),
-              default=None, help="A model folder written by `plier fit`.")
+              default=None, hidden=True)
 @click.option("--z", "z_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Or an external model's Z: genes × LVs matrix (e.g. the "
-              "MultiPLIER recount2 Z), with --l2.")
-@click.option("--l2", "l2", type=float, default=None,
-              help="L2 of the external model (MultiPLIER recount2: 241.13217).")
+              default=None, hidden=True)
+@click.option("--l2", "l2", type=float, default=None, hidden=True,
+              help="Older name of --lv-l2.")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="Data to project: genes × columns (samples, traits, drugs).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Output LVs × columns matrix (.parquet, .tsv or .csv).")
 @click.pass_obj
-def plier_project(obj: Obj, model_dir, z_path, l2, data: Path, out: Path) -> None:
+def plier_project(obj: Obj, lv_model, lv_l2, model_dir, z_path, l2, data: Path,
+                  out: Path) -> None:
     """Project new data into LV space (MultiPLIER's GetNewDataB).
 
     Each gene is z-scored across the new data's own columns, so project all columns in
     one call. Model genes missing from the data count as 0 (reported).
 
     \b
-    Example:
-      gpu-engine plier project --model blood_model/ --data new.parquet --out lvs.parquet
-      gpu-engine plier project --z recount2_Z.parquet --l2 241.13217 --data traits.parquet \\
-          --out traits_lv.parquet
+    Examples:
+      gpu-engine plier project --lv-model blood_model/ --data new.parquet --out lvs.parquet
+      gpu-engine plier project --lv-model recount2_Z.parquet --lv-l2 241.13217 \\
+          --data traits.parquet --out traits_lv.parquet
     """
     from ..io import read_matrix, write_table
-    from ..plier import PLIER, LVModel
 
-    if (model_dir is None) == (z_path is None):
-        raise click.UsageError("give either --model or --z (with --l2)")
-    if z_path is not None and l2 is None:
-        raise click.UsageError("--z needs --l2 (the model's L2)")
+    given = [p for p in (lv_model, model_dir, z_path) if p is not None]
+    if len(given) != 1:
+        raise click.UsageError("give the model once, with --lv-model")
+    if lv_l2 is not None and l2 is not None and lv_l2 != l2:
+        raise click.UsageError("--lv-l2 and --l2 disagree; give one")
+    check_output(out, what="--out")
     con = _console()
-    if model_dir is not None:
-        lv = PLIER.load(model_dir, backend=obj.backend or "auto").lv_model()
-    else:
-        lv = LVModel(read_matrix(z_path, what="LV model Z"), l2,
-                     backend=obj.backend or "auto")
+    lv = load_lv_model(given[0], lv_l2 if lv_l2 is not None else l2, obj)
     Y = read_matrix(data, what="data to project")
     B = lv.transform(Y)
     write_table(B.rename_axis("lv").reset_index(), out)

@@ -6,9 +6,9 @@ ensemble, selection, and the decision-stump interpreter of driving features. CLI
 ``gpu-engine cluster ensemble|consensus|interpret``."""
 
 from .coassociation import coassociation, ensemble_matrix
-from .consensus import agreement, consensus, select
+from .consensus import Consensus, agreement, consensus, select
 from .ensemble import FAMILIES, ClusterEnsemble, representations
-from .interpret import ClusterInterpreter
+from .interpret import ClusterInterpreter, Drivers
 
-__all__ = ["coassociation", "ensemble_matrix", "agreement", "consensus", "select", "FAMILIES",
-           "ClusterEnsemble", "representations", "ClusterInterpreter"]
+__all__ = ["coassociation", "ensemble_matrix", "agreement", "consensus", "select", "Consensus",
+           "FAMILIES", "ClusterEnsemble", "representations", "ClusterInterpreter", "Drivers"]

@@ -28,13 +28,15 @@ with a Dask client they (and the shared embeddings and trees) run as tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from ..backend import Backend, get_backend
 from ..errors import InputError, preview
+from ..results import SavedEstimator
 from .spectral import rbf_affinity, spectral_embedding, spectral_labels
 
 FAMILIES = ("kmeans", "spectral", "gmm", "agglomerative", "dbscan")
@@ -150,32 +152,74 @@ def _prepare(rep_name, what, arg, *, reps, backend):
     return cut_tree(Z, n_clusters=list(ks)).astype(np.int64)
 
 
-@dataclass
-class ClusterEnsemble:
+class ClusterEnsemble(SavedEstimator, BaseEstimator):
     """Generate an ensemble (see the module docstring). ``fit(data)`` with data objects ×
     features (e.g. traits × LVs) sets ``partitions_`` (members × objects, float with NaN for
     missing), ``members_`` (one row per member: family, representation, parameters,
-    n_clusters, labelled fraction) and ``report_`` (per family: parameter sets, members run,
-    dropped with ≤ 1 cluster, kept after resampling).
+    n_clusters, labelled fraction), ``report_`` (per family: parameter sets, members run,
+    dropped with ≤ 1 cluster, kept after resampling) and ``objects_`` (the object names).
 
-    ``backend``: ``cpu``, ``gpu`` (spectral eigendecompositions on the GPU) or ``rapids``
-    (also cuML's PCA, UMAP, k-means and DBSCAN, same parameters and seeds)."""
+    ``k_max`` bounds k for every family that takes a k: k-means, spectral and GMM (default
+    round(√n), ≤ 60) and agglomerative (default 75) — unless ``agglomerative_k_max`` is set
+    on its own. ``backend``: ``cpu``, ``gpu`` (spectral eigendecompositions on the GPU) or
+    ``rapids`` (also cuML's PCA, UMAP, k-means and DBSCAN, same parameters and seeds).
 
-    families: tuple = FAMILIES
-    representations: tuple = ("z_score", "pca")
-    k_max: int | None = None
-    n_seeds: int = 5
-    agglomerative_k_max: int = 75
-    linkages: tuple = ("ward", "complete", "average", "single")
-    dbscan_min_samples_max: int = 125
-    dbscan_n_eps: int = 33
-    spectral_gamma: float = 1e-3
-    spectral_gamma_umap: float = 1e-2
-    family_size: int = 295
-    pca_components: int = 50
-    umap_components: int = 50
-    seed: int = 0
-    backend: str = "cpu"
+    ``save(folder)`` writes ``partitions.parquet`` (members × objects), ``members.parquet``,
+    ``report.parquet`` (and ``report.tsv``) and ``model.json``; ``ClusterEnsemble.load``
+    reads it back."""
+
+    FORMAT = "gpu_engine.cluster_ensemble/1"
+    _FITTED_TABLES = {"partitions_": "partitions", "members_": "members", "report_": "report"}
+    _FITTED_JSON = ("objects_",)
+
+    def __init__(self, families=FAMILIES, representations=("z_score", "pca"), k_max=None,
+                 n_seeds=5, agglomerative_k_max=None,
+                 linkages=("ward", "complete", "average", "single"),
+                 dbscan_min_samples_max=125, dbscan_n_eps=33, dbscan_eps_percentiles=(5, 50),
+                 spectral_gamma=1e-3, spectral_gamma_umap=1e-2, family_size=295,
+                 pca_components=50, umap_components=50, seed=0, backend="cpu"):
+        self.families = families
+        self.representations = representations
+        self.k_max = k_max
+        self.n_seeds = n_seeds
+        self.agglomerative_k_max = agglomerative_k_max
+        self.linkages = linkages
+        self.dbscan_min_samples_max = dbscan_min_samples_max
+        self.dbscan_n_eps = dbscan_n_eps
+        self.dbscan_eps_percentiles = dbscan_eps_percentiles
+        self.spectral_gamma = spectral_gamma
+        self.spectral_gamma_umap = spectral_gamma_umap
+        self.family_size = family_size
+        self.pca_components = pca_components
+        self.umap_components = umap_components
+        self.seed = seed
+        self.backend = backend
+
+    # ------------------------------------------------------------------ persistence
+    def _encode(self, name, value):
+        if name == "partitions_":
+            return pd.DataFrame(value, columns=[str(o) for o in self.objects_])
+        if name == "members_":
+            return value.assign(params=value["params"].map(json.dumps))
+        return value
+
+    @classmethod
+    def _decode(cls, name, frame, fitted):
+        if name == "partitions_":
+            return frame.to_numpy(np.float64)
+        if name == "members_":
+            return frame.assign(params=frame["params"].map(json.loads))
+        return frame
+
+    def _write_extras(self, folder):
+        from ..io import write_table
+
+        write_table(self.report_, folder / "report.tsv")
+
+    def _agglomerative_k_max(self) -> int:
+        if self.agglomerative_k_max is not None:
+            return self.agglomerative_k_max
+        return self.k_max if self.k_max is not None else 75
 
     def _K(self, n: int) -> int:
         K = self.k_max or max(2, min(60, int(round(np.sqrt(n)))))
@@ -194,7 +238,7 @@ class ClusterEnsemble:
                         for s in range(self.n_seeds):
                             tasks.append((rep, fam, {"k": k, "seed": self.seed * 1000 + s}))
                 elif fam == "agglomerative":
-                    for k in range(2, min(self.agglomerative_k_max, n - 1) + 1):
+                    for k in range(2, min(self._agglomerative_k_max(), n - 1) + 1):
                         for link in self.linkages:
                             tasks.append((rep, fam, {"k": k, "linkage": link}))
                 elif fam == "dbscan":
@@ -202,7 +246,7 @@ class ClusterEnsemble:
 
                     ms_max = max(2, min(self.dbscan_min_samples_max, n // 4))
                     d, _ = NearestNeighbors(n_neighbors=min(ms_max, n - 1)).fit(X).kneighbors(X)
-                    lo, hi = np.percentile(d[:, 1:], [5, 50])
+                    lo, hi = np.percentile(d[:, 1:], list(self.dbscan_eps_percentiles))
                     for ms in range(2, ms_max + 1):
                         for eps in np.linspace(lo, hi, self.dbscan_n_eps):
                             tasks.append((rep, fam, {"eps": float(eps), "min_samples": ms}))

@@ -9,24 +9,39 @@ the mean); the feature is then removed either way and the tree refitted, until
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from ..errors import InputError
+from ..results import TableResult, register
 
 
-@dataclass
-class ClusterInterpreter:
+@register
+class Drivers(TableResult):
+    """The driving features of each cluster (a DataFrame): ``cluster, feature, threshold,
+    impurity_decrease, rank, cluster_size``, in the order found. ``save("drivers.tsv")``
+    (or ``.parquet``), ``Drivers.load``; :meth:`plot` draws the top ones."""
+
+    kind = "cluster_drivers"
+
+    def plot(self, path, *, top: int = 5) -> None:
+        from .plots import driver_plot
+
+        driver_plot(pd.DataFrame(self), path, top=top)
+
+
+class ClusterInterpreter(BaseEstimator):
     """``fit(data, labels)`` sets ``stumps_``: every stump explored, in order, with ``cluster,
-    feature, threshold, impurity_decrease, kept, cluster_size``; ``drivers_``: the kept ones
-    with their ``rank`` (1 = found first); ``explored_``: cluster → number of stumps tried."""
+    feature, threshold, impurity_decrease, kept, cluster_size``; ``drivers_``
+    (:class:`Drivers`): the kept ones with their ``rank`` (1 = found first); ``explored_``:
+    cluster → number of stumps tried."""
 
-    min_threshold: float = 1.0
-    max_features: int = 20
-    max_explored: int = 100
-    seed: int = 0
+    def __init__(self, min_threshold=1.0, max_features=20, max_explored=100, seed=0):
+        self.min_threshold = min_threshold
+        self.max_features = max_features
+        self.max_explored = max_explored
+        self.seed = seed
 
     def fit(self, data: pd.DataFrame, labels):
         from sklearn.tree import DecisionTreeClassifier
@@ -69,7 +84,7 @@ class ClusterInterpreter:
         cols = ["cluster", "feature", "threshold", "impurity_decrease", "kept", "rank",
                 "cluster_size"]
         self.stumps_ = pd.DataFrame(rows, columns=cols)
-        self.drivers_ = self.stumps_.loc[self.stumps_["kept"]].drop(columns="kept") \
-            .reset_index(drop=True)
+        self.drivers_ = Drivers(self.stumps_.loc[self.stumps_["kept"]].drop(columns="kept")
+                                .reset_index(drop=True))
         self.explored_ = explored
         return self

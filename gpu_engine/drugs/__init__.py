@@ -4,19 +4,29 @@ aggregation over k and tissues, trait → disease mapping (:func:`score`); ROC A
 precision, a permutation baseline and curves on a gold standard (:func:`evaluate`); the LVs
 behind a module-based prediction (:func:`explain`, :func:`lv_contributions`)."""
 
-from .evaluate import Evaluation, average_precision, evaluate, gold_pairs, plot_curves, roc_auc
+from .evaluate import (
+    Comparison,
+    Evaluation,
+    average_precision,
+    evaluate,
+    gold_pairs,
+    plot_curves,
+    roc_auc,
+)
 from .scoring import (
-                    GENE_TOP_K,
-                    MODULE_TOP_K,
-                    DrugScores,
-                    explain,
-                    lv_contributions,
-                    raw_scores,
-                    score,
-                    to_diseases,
-                    top_order,
+    GENE_TOP_K,
+    MODULE_TOP_K,
+    DrugScores,
+    explain,
+    lv_contributions,
+    raw_scores,
+    score,
+    to_diseases,
+    top_order,
+    top_predictions,
 )
 
-__all__ = ["Evaluation", "average_precision", "evaluate", "gold_pairs", "plot_curves",
-           "roc_auc", "GENE_TOP_K", "MODULE_TOP_K", "DrugScores", "explain", "lv_contributions",
-           "raw_scores", "score", "to_diseases", "top_order"]
+__all__ = ["Comparison", "Evaluation", "average_precision", "evaluate", "gold_pairs",
+           "plot_curves", "roc_auc", "GENE_TOP_K", "MODULE_TOP_K", "DrugScores", "explain",
+           "lv_contributions", "raw_scores", "score", "to_diseases", "top_order",
+           "top_predictions"]

@@ -17,13 +17,18 @@ import pandas as pd
 
 from ..errors import InputError, preview
 from ..io import member
+from ..results import FolderResult, register
 
 
+@register
 @dataclass
-class Evaluation:
+class Evaluation(FolderResult):
     """``auc``, ``ap``; ``null_auc`` / ``null_ap`` (permutation baseline), their p-values;
     ``roc`` (fpr, tpr, threshold) and ``pr`` (precision, recall, threshold) curves;
-    ``pairs`` (drug, disease, label, score) evaluated; ``report`` (pairs dropped and why)."""
+    ``pairs`` (drug, disease, label, score) evaluated; ``report`` (pairs dropped and why).
+
+    Saved as a folder: ``roc.parquet``, ``pr.parquet``, ``pairs.parquet``,
+    ``null_auc.parquet``, ``null_ap.parquet``, ``result.json``."""
 
     auc: float
     ap: float
@@ -36,11 +41,64 @@ class Evaluation:
     pairs: pd.DataFrame
     report: dict = field(default_factory=dict)
 
+    kind = "drug_evaluation"
+    _TABLES = ("roc", "pr", "pairs")
+    _ARRAYS = ("null_auc", "null_ap")
+
     def summary(self) -> dict:
         return {"pairs": len(self.pairs), "positives": int(self.pairs["label"].sum()),
                 "auc": self.auc, "auc_null_mean": float(self.null_auc.mean()),
                 "auc_pvalue": self.auc_pvalue, "ap": self.ap,
                 "ap_null_mean": float(self.null_ap.mean()), "ap_pvalue": self.ap_pvalue}
+
+
+@register
+@dataclass
+class Comparison(FolderResult):
+    """Several methods' :class:`Evaluation` on one gold standard: ``metrics`` (one row per
+    method) and ``evaluations`` (name → Evaluation, in the order given; not a field).
+
+    Saved as a folder: ``metrics.parquet`` (and ``metrics.tsv``), one Evaluation folder per
+    method (``<name>/``), ``curves.png`` (ROC and precision–recall), ``result.json``."""
+
+    metrics: pd.DataFrame
+
+    kind = "drug_comparison"
+    _TABLES = ("metrics",)
+
+    def __post_init__(self):
+        self.evaluations: dict[str, Evaluation] = {}
+
+    @classmethod
+    def of(cls, evaluations: dict) -> Comparison:
+        bad = [n for n in evaluations if not n or "/" in n or n.startswith(".")]
+        if bad:
+            raise InputError(f"evaluation names {preview(bad)} cannot name folders")
+        rows = [{"method": n, **e.summary(),
+                 "dropped_drug_not_scored": e.report["dropped_drug_not_scored"],
+                 "dropped_disease_not_scored": e.report["dropped_disease_not_scored"]}
+                for n, e in evaluations.items()]
+        out = cls(metrics=pd.DataFrame(rows))
+        out.evaluations = dict(evaluations)
+        return out
+
+    def _write_parts(self, folder, metadata) -> None:
+        for n, e in self.evaluations.items():
+            e.save(folder / n, metadata=metadata)
+
+    def _write_extras(self, folder) -> None:
+        from ..io import write_table
+
+        write_table(self.metrics, folder / "metrics.tsv")
+        plot_curves(self.evaluations, folder / "curves.png")
+
+    @classmethod
+    def load(cls, folder):
+        from pathlib import Path
+
+        out = super().load(folder)
+        out.evaluations = {n: Evaluation.load(Path(folder) / n) for n in out.metrics["method"]}
+        return out
 
 
 def _order(score: np.ndarray):

@@ -32,13 +32,15 @@ import pandas as pd
 from ..backend import Backend, get_backend
 from ..errors import InputError, preview
 from ..io import member
+from ..results import FolderResult, register
 
 GENE_TOP_K = ("all", 50, 100, 250, 500)
 MODULE_TOP_K = ("all", 5, 10, 25, 50)
 
 
+@register
 @dataclass
-class DrugScores:
+class DrugScores(FolderResult):
     """Result of :func:`score`.
 
     ``drug_trait``: drugs × traits, the mean rank over k, maximum over tissues;
@@ -46,7 +48,13 @@ class DrugScores:
     ``drug_disease``: drugs × diseases (max over each disease's traits) or None without a map;
     ``disease_trait``: drugs × diseases, the trait giving that maximum (or None);
     ``drug_features``: in module space the projected signatures L̂ (LVs × drugs) used;
-    ``report``: counts of genes / LVs used, values set to 0, dropped drugs and traits."""
+    ``report``: counts of genes / LVs used, values set to 0, dropped drugs and traits;
+    ``top``: the strongest predictions (:func:`top_predictions`), when computed.
+
+    Saved as a folder: ``drug_trait.parquet``, ``best_tissue.parquet``,
+    ``drug_disease.parquet``, ``disease_trait.parquet``, ``drug_lv.parquet`` (module space),
+    ``top_predictions.parquet`` (and ``.tsv``), ``report.json`` and ``result.json``; every
+    matrix has its row labels in its first column (``drug``, or ``lv``)."""
 
     space: str
     top_k: tuple
@@ -57,6 +65,30 @@ class DrugScores:
     disease_trait: pd.DataFrame | None = None
     drug_features: pd.DataFrame | None = None
     report: dict = field(default_factory=dict)
+    top: pd.DataFrame | None = None
+
+    kind = "drug_scores"
+    _TABLES = ("drug_trait", "best_tissue", "drug_disease", "disease_trait", "drug_features",
+               "top")
+    _FILES = {"drug_features": "drug_lv", "top": "top_predictions"}
+    _INDEX_LABELS = {"drug_trait": "drug", "best_tissue": "drug", "drug_disease": "drug",
+                     "disease_trait": "drug", "drug_features": "lv"}
+
+    def _write_extras(self, folder) -> None:
+        import json
+
+        from ..io import write_table
+
+        if self.top is not None:
+            write_table(self.top, folder / "top_predictions.tsv")
+        (folder / "report.json").write_text(json.dumps(
+            {**self.report, "top_k": [str(k) for k in self.top_k], "tissues": self.tissues,
+             "backend": getattr(self, "metadata", {}).get("backend")}, indent=1, default=str))
+
+    @classmethod
+    def _from_saved(cls, kw: dict):
+        kw["top_k"] = tuple(kw["top_k"])
+        return cls(**kw)
 
 
 def top_order(A: np.ndarray, k: int) -> np.ndarray:
@@ -416,3 +448,27 @@ def explain(scores: DrugScores, drug: str, target: str, trait_signatures, *, lv_
         z = lv_model.transform(z)
     out = lv_contributions(scores.drug_features, z, drug, trait, top_k=top_k)
     return out.assign(drug=drug, trait=trait, tissue=tissue)
+
+
+def top_predictions(scores: DrugScores, trait_signatures=None, *, n: int = 20, lv_model=None,
+                    n_lvs: int = 5) -> pd.DataFrame:
+    """The ``n`` strongest drug–disease (or drug–trait, without a disease map) predictions:
+    ``drug, disease|trait, score, [trait,] tissue`` and, in module space with the trait
+    signatures at hand, ``top_lvs``: the ``n_lvs`` LVs contributing most (see
+    :func:`explain`), as ``"LV (contribution)"`` text. Ties keep the first-listed pair."""
+    target = scores.drug_disease if scores.drug_disease is not None else scores.drug_trait
+    kind = "disease" if scores.drug_disease is not None else "trait"
+    best = (target.stack().rename("score").reset_index()
+            .sort_values("score", ascending=False, kind="stable").head(n))
+    best.columns = ["drug", kind, "score"]
+    if kind == "disease":
+        best["trait"] = [scores.disease_trait.loc[d, x] for d, x in zip(best["drug"], best[kind])]
+    tcol = best["trait"] if kind == "disease" else best[kind]
+    best["tissue"] = [scores.best_tissue.loc[d, t] for d, t in zip(best["drug"], tcol)]
+    if scores.space == "module" and trait_signatures is not None:
+        tops = []
+        for d, x in zip(best["drug"], best[kind]):
+            c = explain(scores, d, x, trait_signatures, lv_model=lv_model).head(n_lvs)
+            tops.append(", ".join(f"{lv} ({v:+.2f})" for lv, v in zip(c["lv"], c["contribution"])))
+        best["top_lvs"] = tops
+    return best.reset_index(drop=True)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..backend import get_backend
 from ..errors import InputError, preview
+from ..lvmodel import LVModel
 from ..progress import track
 from . import annotate
 from . import prior as priors
@@ -94,63 +95,6 @@ def _namespace(a):
 
         return cupy
     return np
-
-
-class LVModel:
-    """A fitted (or loaded) LV model that projects new data into LV space — MultiPLIER's
-    ``GetNewDataB``: B_new = (ZᵀZ + L2·I)⁻¹ Zᵀ Ŷ, with Ŷ the new data z-scored per gene
-    across ITS OWN columns (ddof = 1), restricted to the model's genes in its order, missing
-    genes filled with 0. The result depends on all columns together.
-
-    ``Z``: genes × LVs DataFrame; ``L2``: the model's L2."""
-
-    def __init__(self, Z: pd.DataFrame, L2: float, *, backend="auto"):
-        self.Z = _as_frame(Z, "LV model Z")
-        self.L2 = float(L2)
-        self.backend = backend
-        if self.Z.index.has_duplicates:
-            raise InputError(f"LV model Z: duplicated genes {preview(self.Z.index[self.Z.index.duplicated()])}")
-        Zv = self.Z.to_numpy(np.float64)
-        k = Zv.shape[1]
-        # P = (ZᵀZ + L2·I)⁻¹ Zᵀ, computed once: projection is then one product
-        self.P_ = np.linalg.solve(Zv.T @ Zv + self.L2 * np.eye(k), Zv.T)
-        self.report_ = {}
-
-    @property
-    def lv_names_(self) -> list[str]:
-        return [str(c) for c in self.Z.columns]
-
-    def transform(self, Y_new: pd.DataFrame) -> pd.DataFrame:
-        """LVs × columns projection of ``Y_new`` (genes × columns, e.g. samples, traits or
-        drugs). Genes of the new data with zero variance are treated as missing (0) and
-        counted in ``report_``."""
-        Y_new = _as_frame(Y_new, "data to project")
-        if Y_new.index.has_duplicates:
-            dup = Y_new.index[Y_new.index.duplicated()]
-            raise InputError(f"data to project: duplicated genes {preview(dup)}; "
-                             "make genes unique first")
-        if Y_new.shape[1] < 2:
-            raise InputError("data to project: need at least 2 columns (genes are z-scored "
-                             "across the columns)")
-        from ..io import member
-
-        rows = np.flatnonzero(member(Y_new.index.to_numpy(), self.Z.index.to_numpy()))
-        if len(rows) == 0:
-            raise InputError(f"data to project: no gene in common with the model "
-                             f"(data {preview(Y_new.index)}, model {preview(self.Z.index)})")
-        Yz, constant = zscore_rows(Y_new.iloc[rows], what="data to project", drop_constant=True)
-        # genes the data lacks count as 0: only the model's columns for the genes present
-        pos = self.Z.index.get_indexer(Yz.index)
-        be = get_backend(self.backend)
-        xp = be.xp
-        B = be.to_host(xp.asarray(self.P_[:, pos]) @ xp.asarray(Yz.to_numpy()))
-        self.report_ = {"model_genes": len(self.Z), "data_genes": len(Y_new),
-                        "used_genes": len(Yz), "missing_genes": len(self.Z) - len(Yz),
-                        "constant_genes": len(constant)}
-        if constant:
-            log.warning("projection: %d gene(s) with zero variance were treated as missing: %s",
-                        len(constant), preview(constant))
-        return pd.DataFrame(B, index=self.Z.columns, columns=Y_new.columns)
 
 
 class PLIER:
@@ -379,8 +323,10 @@ class PLIER:
     PARAMS = ("k", "mode", "L1", "L2", "L3", "frac", "max_iter", "tol", "max_path",
               "pathway_selection", "glm_alpha", "min_genes", "crossval", "seed")
 
-    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the model to ``directory`` (Parquet tables + ``model.json``), atomically."""
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False,
+             plots: bool = True) -> Path:
+        """Write the model to ``directory`` (Parquet tables + ``model.json``, and with
+        ``plots`` the heatmap ``U_heatmap.png`` of U's significant entries), atomically."""
         from ..io.atomic import atomic_dir
         from ..io.tables import write_table
 
@@ -400,6 +346,10 @@ class PLIER:
                                "lv_names": self.lv_names_},
                     "report": self.report_, "format": "gpu_engine.plier/1"}
             (tmp / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
+            if plots:
+                from .plots import u_heatmap
+
+                u_heatmap(self, tmp / "U_heatmap.png")
         return directory
 
     @classmethod
