@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
-from gpu_engine.cli.main import cli
 from gpu_engine import results
+from gpu_engine.cli.main import cli
 from gpu_engine.drugs import Comparison, DrugScores, evaluate, score, top_predictions
 from gpu_engine.drugs.inputs import spredixcan_files, tissue_matrices
 

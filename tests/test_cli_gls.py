@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from gpu_engine.cli.main import cli
 from gpu_engine import results
+from gpu_engine.cli.main import cli
 from gpu_engine.gls import GLSResults, associate, read_smultixcan
 from gpu_engine.gls.null import NullCalibration
 from gpu_engine.io import read_metadata

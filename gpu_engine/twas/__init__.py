@@ -25,11 +25,11 @@ from .gene_corr import (
 )
 from .gwas import Gwas, GwasColumns, harmonize, read_gwas, read_gwas_file
 from .models import ModelDB, model_files, read_model_db
-from .smultixcan import smultixcan, write_smultixcan
-from .spredixcan import spredixcan, spredixcan_tissues, write_spredixcan
+from .smultixcan import SMultiXcanTable, smultixcan, write_smultixcan
+from .spredixcan import SPrediXcanTable, spredixcan, spredixcan_tissues, write_spredixcan
 
 __all__ = ["CovarianceBlocks", "read_covariance", "GeneCorrelation", "PairwiseReference", "gene_correlations",
            "pairwise_reference", "read_gene_corr", "Gwas", "GwasColumns", "harmonize",
            "read_gwas", "read_gwas_file", "ModelDB", "model_files", "read_model_db",
            "smultixcan", "write_smultixcan", "spredixcan", "spredixcan_tissues",
-           "write_spredixcan"]
+           "write_spredixcan", "SMultiXcanTable", "SPrediXcanTable"]

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from ..backend import Backend, get_backend
 from ..distributed import map_tasks
 from ..errors import InputError, preview
+from ..results import register
 from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .models import ModelDB
 from .quadratic import gram
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 _VARID_CHR = re.compile(r"^(?:chr)?([0-9XYMT]+)_")
 
 
+@register
 @dataclass
 class GeneCorrelation:
     """Result of :func:`gene_correlations`.
@@ -61,6 +63,8 @@ class GeneCorrelation:
     report: pd.DataFrame = field(default_factory=pd.DataFrame)
     params: dict = field(default_factory=dict)
 
+    kind = "gene_corr"
+
     def to_frame(self, labels: str = "gene") -> pd.DataFrame:
         """Dense genes × genes DataFrame labelled by ``gene`` ids or ``gene_name``. Where two
         genes share a symbol, the first (in chromosome order) is kept and the rest logged."""
@@ -75,18 +79,55 @@ class GeneCorrelation:
         lab = lab.to_numpy()[idx]
         return pd.DataFrame(M, index=pd.Index(lab, name="gene"), columns=lab)
 
-    def save(self, path: str | os.PathLike, *, labels: str = "gene") -> None:
-        """The condensed form: a folder with ``genes.parquet`` (order, positions, chromosome)
-        and ``pairs.parquet`` (upper-triangle non-zero ``i, j, r``), written atomically.
-        :func:`read_gene_corr` reads it back (dense), as does ``gpu-engine gls``."""
+    def save(self, path: str | os.PathLike, *, labels: str = "gene",
+             overwrite: bool = True) -> Path:
+        """The condensed form: a folder with ``genes.parquet`` (order, positions, chromosome,
+        and the ``label`` the dense form uses), ``pairs.parquet`` (upper-triangle non-zero
+        ``i, j, r``), ``report.parquet`` (per chromosome) and ``result.json``, written
+        atomically. :meth:`load` reads it back as it was; :func:`read_gene_corr` (and
+        ``gpu-engine gls``) read it as a dense matrix."""
+        import json
+
         from ..io import atomic_dir, write_table
+        from ..results import _jsonable
 
         up = sp.triu(self.matrix, k=1).tocoo()
-        with atomic_dir(path, overwrite=True) as tmp:
+        with atomic_dir(path, overwrite=overwrite) as tmp:
             genes = self.genes.assign(label=self.genes[labels].astype(str))
             write_table(genes, Path(tmp) / "genes.parquet", metadata=self.params)
             write_table(pd.DataFrame({"i": up.row.astype(np.int32), "j": up.col.astype(np.int32),
                                       "r": up.data}), Path(tmp) / "pairs.parquet")
+            write_table(self.report, Path(tmp) / "report.parquet")
+            (Path(tmp) / "result.json").write_text(json.dumps(
+                {"kind": self.kind, "labels": labels, "params": _jsonable(self.params)},
+                indent=1))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GeneCorrelation:
+        """Read a folder written by :meth:`save` (the sparse matrix, genes, report, params)."""
+        import json
+
+        from ..io import read_table
+
+        p = Path(path)
+        if not is_condensed(p):
+            raise InputError(f"{p}: not a condensed gene correlation folder (genes.parquet and "
+                             "pairs.parquet); a dense matrix file is read by read_gene_corr")
+        genes = read_table(p / "genes.parquet", what="gene correlation genes")
+        pairs = read_table(p / "pairs.parquet", what="gene correlation pairs")
+        n = len(genes)
+        i, j, r = (pairs[c].to_numpy() for c in ("i", "j", "r"))
+        if n and (i.max(initial=0) >= n or j.max(initial=0) >= n):
+            raise InputError(f"{p}: pairs.parquet refers to genes beyond genes.parquet "
+                             f"({n} genes)")
+        up = sp.coo_matrix((r, (i, j)), shape=(n, n))
+        M = (up + up.T + sp.identity(n, format="coo")).tocsr()
+        meta = p / "result.json"
+        params = (json.loads(meta.read_text()).get("params", {}) if meta.is_file() else {})
+        report = (read_table(p / "report.parquet", what="gene correlation report")
+                  if (p / "report.parquet").is_file() else pd.DataFrame())
+        return cls(M, genes.drop(columns="label"), report, params)
 
 
 def is_condensed(path: str | os.PathLike) -> bool:

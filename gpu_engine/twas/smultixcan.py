@@ -28,6 +28,7 @@ from scipy import stats
 from ..backend import Backend
 from ..errors import InputError
 from ..io.align import member
+from ..results import TableResult, register
 from .covariance import CovarianceBlocks, gene_blocks, sparse_ld
 from .gwas import Gwas, harmonize
 from .models import ModelDB
@@ -37,6 +38,29 @@ COLUMNS = ("gene", "gene_name", "pvalue", "n", "n_indep", "p_i_best", "t_i_best"
            "t_i_worst", "eigen_max", "eigen_min", "eigen_min_kept", "z_min", "z_max", "z_mean",
            "z_sd", "tmi", "status")
 STATUS = {0: "ok", -2: "no S-PrediXcan z", -3: "no usable model SNP", -4: "p underflow"}
+
+
+@register
+class SMultiXcanTable(TableResult):
+    """S-MultiXcan results across tissues (a DataFrame with MetaXcan's columns, sorted by p).
+    ``save("x.txt")`` writes the reference's tab-separated table (``NA`` for missing);
+    ``save("x.parquet")`` Parquet with ``attrs``."""
+
+    kind = "smultixcan"
+
+    def save(self, path, *, overwrite: bool = True):
+        from pathlib import Path
+
+        from ..io import atomic_path
+
+        path = Path(path)
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return super().save(path, overwrite=overwrite)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass overwrite=True")
+        with atomic_path(path) as tmp:
+            pd.DataFrame(self).to_csv(tmp, sep="\t", index=False, na_rep="NA")
+        return path
 
 
 def _zscores(spredixcan: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -177,13 +201,11 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
     res = pd.DataFrame(rows, columns=list(COLUMNS))
     for c in ("n", "n_indep", "status"):
         res[c] = res[c].astype("Int64")
-    return res.sort_values(["pvalue", "status"], kind="mergesort",
-                           na_position="last").reset_index(drop=True)
+    return SMultiXcanTable.from_frame(res.sort_values(["pvalue", "status"], kind="mergesort",
+                                                      na_position="last").reset_index(drop=True))
 
 
 def write_smultixcan(res: pd.DataFrame, path) -> None:
-    """Write results as the reference does (tab-separated, ``NA`` for missing), atomically."""
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp:
-        res.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+    """Write results as the reference does (tab-separated, ``NA`` for missing), atomically
+    (the same as ``SMultiXcanTable(res).save(path)``)."""
+    SMultiXcanTable.from_frame(res).save(path)

@@ -19,6 +19,7 @@ from scipy import stats
 
 from ..backend import Backend
 from ..io.align import member
+from ..results import TableResult, register
 from .covariance import CovarianceBlocks
 from .gwas import Gwas, harmonize
 from .models import ModelDB
@@ -26,6 +27,34 @@ from .quadratic import gram, snp_table
 
 COLUMNS = ("gene", "gene_name", "zscore", "effect_size", "pvalue", "var_g", "pred_perf_r2",
            "pred_perf_pval", "pred_perf_qval", "n_snps_used", "n_snps_in_cov", "n_snps_in_model")
+
+
+@register
+class SPrediXcanTable(TableResult):
+    """One tissue's S-PrediXcan results (a DataFrame with MetaXcan's columns, sorted by p);
+    ``attrs["report"]`` holds the harmonization and gene counts. ``save("x.csv")`` writes
+    the reference's CSV (``NA`` for missing, integer counts; any name but ``.parquet``),
+    ``save("x.parquet")`` Parquet
+    with the report."""
+
+    kind = "spredixcan"
+
+    def save(self, path, *, overwrite: bool = True):
+        from pathlib import Path
+
+        from ..io import atomic_path
+
+        path = Path(path)
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return super().save(path, overwrite=overwrite)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass overwrite=True")
+        out = pd.DataFrame(self).copy()
+        for c in ("n_snps_used", "n_snps_in_cov", "n_snps_in_model"):
+            out[c] = out[c].astype("Int64")
+        with atomic_path(path) as tmp:  # CSV whatever the name, as the reference writes
+            out.to_csv(tmp, index=False, na_rep="NA")
+        return path
 
 
 def empty_result() -> pd.DataFrame:
@@ -46,7 +75,7 @@ def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.Dat
     report = {"genes_in_model": len(model.extra), "empty_model": model.empty}
     if model.empty:
         report.update(genes_tested=0, genes_without_snps=0)
-        return empty_result(), report
+        return SPrediXcanTable.from_frame(empty_result(), report=report), report
     if harmonized:
         h = gwas.frame if isinstance(gwas, Gwas) else gwas
     else:
@@ -82,18 +111,13 @@ def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.Dat
     res = res.merge(model.extra, on="gene", how="left")
     res = res[list(COLUMNS)].sort_values("pvalue", kind="mergesort", na_position="last")
     report.update(genes_tested=len(res), genes_without_snps=int(len(genes) - len(res)))
-    return res.reset_index(drop=True), report
+    return SPrediXcanTable.from_frame(res.reset_index(drop=True), report=report), report
 
 
 def write_spredixcan(res: pd.DataFrame, path) -> None:
-    """Write results as the reference does (CSV, ``NA`` for missing), atomically."""
-    from ..io import atomic_path
-
-    out = res.copy()
-    for c in ("n_snps_used", "n_snps_in_cov", "n_snps_in_model"):
-        out[c] = out[c].astype("Int64")
-    with atomic_path(path) as tmp:
-        out.to_csv(tmp, index=False, na_rep="NA")
+    """Write results as the reference does (CSV, ``NA`` for missing), atomically (the same
+    as ``SPrediXcanTable(res).save(path)``)."""
+    SPrediXcanTable.from_frame(res).save(path)
 
 
 def _one_tissue(tissue, model, covariance, *, gwas, backend):
