@@ -44,3 +44,31 @@ def test_cli_help_runs():
     out = subprocess.run([sys.executable, "-m", "gpu_engine", "--help"], capture_output=True,
                          text=True, check=True)
     assert "gpu-engine" in out.stdout and "demo" in out.stdout
+
+
+def _all_modules() -> list[str]:
+    """Every module of the package except the kernels (which hold the CUDA kernels) and the
+    ``python -m gpu_engine`` entry point (which runs the CLI)."""
+    import pkgutil
+
+    import gpu_engine
+
+    names = [m.name for m in pkgutil.walk_packages(gpu_engine.__path__, "gpu_engine.")]
+    return sorted(n for n in names if not n.startswith("gpu_engine.kernels")
+                  and n != "gpu_engine.__main__")
+
+
+def test_every_subpackage_is_covered():
+    mods = _all_modules()
+    for pkg in ("gpu_engine.cluster", "gpu_engine.drugs", "gpu_engine.twas", "gpu_engine.ccc",
+                "gpu_engine.lvmodel", "gpu_engine.results", "gpu_engine.cli._common"):
+        assert pkg in mods
+
+
+def test_no_module_imports_gpu_libraries():
+    # one interpreter imports every module: none may pull in a GPU library, nor numba
+    mods = _all_modules()
+    loaded = _modules_after("\n".join(f"import {m}" for m in mods))
+    bad = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
+    assert not bad, f"importing every module imported {bad}"
+    assert "numba" not in loaded
