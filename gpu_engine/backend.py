@@ -206,6 +206,46 @@ class Backend:
         """``scipy.linalg`` or ``cupyx.scipy.linalg`` (cuSOLVER)."""
         return importlib.import_module("cupyx.scipy.linalg" if self.is_gpu else "scipy.linalg")
 
+    @property
+    def sparse(self):
+        """``scipy.sparse`` or ``cupyx.scipy.sparse``."""
+        return importlib.import_module("cupyx.scipy.sparse" if self.is_gpu else "scipy.sparse")
+
+    # -- the few operations whose best form differs between host and device
+    def lowest_eigenvectors(self, A, k: int):
+        """Eigenvectors of the ``k`` smallest eigenvalues of the symmetric ``A`` (overwritten):
+        LAPACK's subset solver on the host; cuSOLVER's full ``eigh`` on the device (it has no
+        subset mode, and a full solve there is faster than a subset one here)."""
+        if self.is_gpu:
+            return self.xp.linalg.eigh(A)[1][:, :k]
+        from scipy.linalg import eigh
+
+        return eigh(A, subset_by_index=(0, k - 1), overwrite_a=True)[1]
+
+    def operator(self, M):
+        """A mostly-zero matrix prepared for repeated products: scipy CSR on the host; a dense
+        device array on the GPU (cuBLAS on dense beats cuSPARSE at the densities we see)."""
+        if self.is_gpu:
+            return self.xp.asarray(M.toarray() if hasattr(M, "toarray") else M)
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix(M)
+
+    def sandwich(self, W, A):
+        """WᵀAW for scipy sparse ``W`` and ``A``, computed on this backend; a host scipy COO."""
+        import scipy.sparse as sp
+
+        if not self.is_gpu:
+            return (W.T @ (A @ W)).tocoo()
+        Wg = self.sparse.csc_matrix(W)
+        T = (Wg.T @ (self.sparse.csr_matrix(A) @ Wg)).tocoo()
+        return sp.coo_matrix((self.to_host(T.data), (self.to_host(T.row), self.to_host(T.col))),
+                             shape=T.shape)
+
+    def gpu_name(self) -> str | None:
+        """The GPU this backend computes on, or None for the cpu backend."""
+        return self.device() if self.is_gpu else None
+
     # -- transfers
     def asarray(self, x, dtype=None):
         """Host or device array-like -> an array of this backend (no copy when already there)."""

@@ -100,8 +100,8 @@ def machine_info(backend: Backend) -> dict:
     info = {"host": socket.gethostname(), "platform": platform.platform(),
             "cpu": _cpu_model(), "cpu_cores": os.cpu_count(),
             "memory_gib": round(total / 2**30, 1), "backend": backend.name}
-    if backend.is_gpu:
-        info["gpu"] = backend.device()
+    if backend.gpu_name() is not None:
+        info["gpu"] = backend.gpu_name()
     info["versions"] = versions()
     return info
 

@@ -25,7 +25,7 @@ def standardize(X, *, axis: int = 1, ddof: int = 1, backend=None, labels=None,
     row/column is an :class:`InputError` naming it (``labels`` names rows/columns for arrays).
     With ``return_moments`` also returns the per-row/column means and sds (float64 NumPy).
     """
-    from .kernels import standardize as k
+    from .kernels import registry
 
     kind = array_kind(X)
     frame = X if kind == "pandas" else None
@@ -39,10 +39,7 @@ def standardize(X, *, axis: int = 1, ddof: int = 1, backend=None, labels=None,
     if data.dtype not in (np.float32, np.float64):
         data = data.astype(np.float64)
     rows = data if axis == 1 else data.T
-    if be.is_gpu:
-        Z, mean, sd = k.standardize_rows_cuda(be.xp.ascontiguousarray(rows), ddof)
-    else:
-        Z, mean, sd = k.standardize_rows_cpu(rows, ddof)
+    Z, mean, sd = registry.call("standardize_rows", be, be.xp.ascontiguousarray(rows), ddof)
     mean, sd = be.to_host(mean), be.to_host(sd)
     # a constant row's sd is rounding noise (~1e-16·|mean|), not 0: treat sd ≤ 1e-12·|mean|
     # as zero variance, or its "z-scores" would be amplified noise

@@ -14,3 +14,5 @@ compile to PTX on machines without a CUDA driver, where the PTX check runs.
 """
 
 KERNEL_MODULES = ("standardize", "gls", "plier", "twas", "ccc", "coassoc", "ranks", "topk")
+"""Every kernel module; :mod:`gpu_engine.kernels.registry` maps kernel names to them and is
+the one dispatch (name + backend → implementation)."""

@@ -14,8 +14,6 @@ from gpu_engine.ccc import ccc, k_values, pair_index, prepare
 from gpu_engine.errors import InputError
 from gpu_engine.kernels import ccc as kc
 
-from .helpers import compile_ptx
-
 
 def _same(a, b):
     return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
@@ -143,11 +141,3 @@ def test_gpu_backend_equals_reference():
     rng = np.random.default_rng(9)
     X = rng.normal(size=(60, 300))
     assert _same(ccc(X, backend="gpu"), reference(X))
-
-
-def test_cuda_kernels_compile_to_ptx():
-    res = compile_ptx("gpu_engine.kernels.ccc")
-    if "unavailable" in res:
-        pytest.skip(res["unavailable"])
-    assert res["error"] is None, res["error"]
-    assert res["kernels"] == res["declared"] == ["_ccc_pairs_cuda"]

@@ -12,8 +12,6 @@ from gpu_engine.cluster import coassociation, ensemble_matrix
 from gpu_engine.errors import InputError
 from gpu_engine.kernels import coassoc as kc
 
-from .helpers import compile_ptx
-
 
 def _naive(parts: np.ndarray) -> np.ndarray:
     """The definition, pair by pair, straight from a partitions × objects array."""
@@ -84,11 +82,3 @@ def test_gpu_backend_equals_cpu():
     parts = _ensemble(np.random.default_rng(3), P=200, n=500)
     assert np.array_equal(coassociation(parts, backend="gpu"), coassociation(parts),
                           equal_nan=True)
-
-
-def test_cuda_kernels_compile_to_ptx():
-    res = compile_ptx("gpu_engine.kernels.coassoc")
-    if "unavailable" in res:
-        pytest.skip(res["unavailable"])
-    assert res["error"] is None, res["error"]
-    assert res["kernels"] == res["declared"] == ["_coassoc_cuda"]

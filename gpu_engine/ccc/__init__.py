@@ -193,16 +193,17 @@ def pair_index(G: int, start: int, stop: int) -> np.ndarray:
 
 def _run_pairs(F: Features, pairs: np.ndarray, be, kernel: str | None):
     from ..kernels import ccc as kc
+    from ..kernels import registry
 
-    if kernel == "reference":
+    impl = registry.implementation(be, kernel)
+    if impl == "reference":
         return kc.ccc_pairs_reference(F.labels(), F.valid, pairs)
-    args = (F.atoms, F.n_atoms, F.bounds, F.n_groups, F.valid, F.sq)
-    if be.is_gpu and int(F.n_atoms.max()) <= kc.CUDA_MAX_ATOMS:
-        xp = be.xp
-        d = [xp.asarray(a) for a in args]
-        v, b = kc.ccc_pairs_cuda(*d, xp.asarray(pairs))
-        return be.to_host(v), be.to_host(b)
-    return kc.ccc_pairs_cpu(*args, pairs)
+    if impl == "cuda" and int(F.n_atoms.max()) > kc.CUDA_MAX_ATOMS:
+        impl = registry.fallback("ccc_pairs", f"a feature has more than {kc.CUDA_MAX_ATOMS} "
+                                 "distinct-value atoms, beyond the CUDA kernel's shared memory")
+    args = (F.atoms, F.n_atoms, F.bounds, F.n_groups, F.valid, F.sq, pairs)
+    v, b = registry.call("ccc_pairs", be, *args, kernel=impl)
+    return be.to_host(v), be.to_host(b)
 
 
 def _block(start, stop, *, F, backend, kernel, n_perms, seed):

@@ -36,12 +36,8 @@ def ensemble_matrix(partitions) -> np.ndarray:
 def coassociation(partitions, *, backend: Backend | str = "cpu",
                   kernel: str | None = None) -> np.ndarray:
     """Condensed co-association distance of the objects (columns of ``partitions``)."""
-    from ..kernels import coassoc as kc
+    from ..kernels import registry
 
     be = get_backend(backend)
     L = ensemble_matrix(partitions)
-    if kernel == "reference":
-        return kc.coassoc_reference(L)
-    if be.is_gpu:
-        return be.to_host(kc.coassoc_cuda(be.xp.asarray(L)))
-    return kc.coassoc_cpu(L)
+    return be.to_host(registry.call("coassoc", be, L, kernel=kernel))

@@ -38,13 +38,7 @@ def spectral_embedding(affinity: np.ndarray, n_components: int, *,
     dd = xp.sqrt(xp.where(d > 0, d, 1.0))
     L = -(A / dd[:, None]) / dd[None, :]
     L[xp.arange(n), xp.arange(n)] = 1.0
-    if be.is_gpu:
-        _, V = xp.linalg.eigh(L)
-        V = V[:, :n_components]
-    else:
-        from scipy.linalg import eigh
-
-        _, V = eigh(L, subset_by_index=(0, n_components - 1), overwrite_a=True)
+    V = be.lowest_eigenvectors(L, n_components)
     U = V / dd[:, None]
     top = xp.argmax(xp.abs(U), axis=0)
     U = U * xp.sign(U[top, xp.arange(U.shape[1])])[None, :]

@@ -135,55 +135,60 @@ def _buffer(ws: dict | None, name: str, shape: tuple, dtype=np.float64) -> np.nd
 
 
 def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str = "cpu",
-               ws: dict | None = None) -> list[np.ndarray]:
+               ws: dict | None = None, on_device: bool = False) -> list[np.ndarray]:
     """The score matrices of one tissue: ``D`` features × drugs, ``Zt`` traits × features
     (float64, no NaN). Returns a list of traits × drugs matrices in ``top_k``'s order (a k
     larger than the number of features equals ``"all"``). With a workspace ``ws`` the
-    matrices live in its buffers and are valid until the next call with it."""
+    matrices live in its buffers and are valid until the next call with it. ``on_device``:
+    leave them on the backend's device (cupy arrays on a GPU) instead of copying to host."""
+    from ..kernels import registry
     from ..kernels import topk as kt
 
     be = get_backend(backend)
+    impl = registry.implementation(be)
     has_all, ks = _ks(top_k)
     n = D.shape[0]
     out = {}
     if ks:
         kmax = min(ks[-1], n)
         capped = np.asarray([min(k, n) for k in ks])
-        if kmax < n and not be.is_gpu:
+        if kmax < n and impl == "cpu":
             order = kt.top_order_cpu(Zt, kmax)
         else:
+            if kmax < n:
+                registry.fallback("top_order", "the top-k gene order (stable, first-listed "
+                                  "wins ties) has no CUDA version: NumPy on the host")
             order = top_order(np.abs(Zt), kmax)
-        if be.is_gpu:
-            xp = be.xp
-            S = be.to_host(kt.topk_scores_cuda(xp.asarray(Zt), xp.asarray(order),
-                                               xp.asarray(D), capped))
+        if impl == "cuda":
+            S = registry.call("topk_scores", be, Zt, order, D, capped)
         else:
             S = kt.topk_scores_cpu(Zt, order, D, capped,
                                    out=_buffer(ws, "topk", (len(ks), len(Zt), D.shape[1])))
         out.update({k: S[i] for i, k in enumerate(ks)})
     if has_all:
-        if be.is_gpu:
-            xp = be.xp
-            out["all"] = be.to_host(-(xp.asarray(Zt) @ xp.asarray(D)))
+        if impl == "cuda":
+            out["all"] = -(be.asarray(Zt) @ be.asarray(D))
         else:
             A = _buffer(ws, "all", (len(Zt), D.shape[1]))
             np.matmul(Zt, D, out=A)
             out["all"] = np.negative(A, out=A)
-    return [out["all" if (k == "all" or k is None) else int(k)] for k in top_k]
+    res = [out["all" if (k == "all" or k is None) else int(k)] for k in top_k]
+    return res if on_device else [be.to_host(s) for s in res]
 
 
 def _batch_ranks(Zt, D, top_k, backend, ws: dict | None = None) -> np.ndarray:
     """Mean over k of the within-trait ranks of the drugs: traits × drugs (in ``ws``'s
     buffer when given)."""
     from ..kernels import ranks as kr
+    from ..kernels import registry
 
     be = get_backend(backend)
-    S = raw_scores(D, Zt, top_k, backend=be, ws=ws)
-    if be.is_gpu:
-        xp = be.xp
-        R = xp.zeros(S[0].shape)
+    # the score matrices stay where the kernels wrote them (no host round trip on a GPU)
+    S = raw_scores(D, Zt, top_k, backend=be, ws=ws, on_device=True)
+    if registry.implementation(be) == "cuda":
+        R = be.xp.zeros(S[0].shape)
         for s in S:
-            R += kr.row_ranks_cuda(xp.asarray(s))
+            R += registry.call("row_ranks", be, s)
         return be.to_host(R / len(S))
     R = _buffer(ws, "ranks", S[0].shape)
     R[:] = 0.0

@@ -31,36 +31,30 @@ class Ops:
     cache: dict
 
     @classmethod
-    def for_backend(cls, backend) -> Ops:
-        from ..kernels import gls as k
+    def for_backend(cls, backend, kernel: str | None = None) -> Ops:
+        """The backend's arrays, BLAS and solver with the kernels the registry picks for it
+        (``kernel``: force ``"reference"``, ``"cpu"`` or ``"cuda"``; the CUDA kernels with
+        the cpu backend's NumPy arrays run in the Numba simulator)."""
+        from ..kernels import registry
 
-        if backend.is_gpu:
-            return cls(backend.xp, backend.linalg.solve_triangular, k.gls_gram_cuda,
-                       k.gls_stats_cuda, backend.to_host, {})
-        import scipy.linalg as sla
-
-        return cls(np, sla.solve_triangular, k.gls_gram_cpu, k.gls_stats_cpu,
+        impl = registry.implementation(backend, kernel)
+        return cls(backend.xp, backend.linalg.solve_triangular,
+                   registry.get("gls_gram", impl), registry.get("gls_stats", impl),
                    backend.to_host, {})
 
     @classmethod
     def simulated(cls) -> Ops:
         """NumPy arrays with the CUDA kernels (in the Numba simulator, for tests)."""
-        import scipy.linalg as sla
+        from ..backend import get_backend
 
-        from ..kernels import gls as k
-
-        return cls(np, sla.solve_triangular, k.gls_gram_cuda, k.gls_stats_cuda,
-                   lambda a: np.asarray(a), {})
+        return cls.for_backend(get_backend("cpu"), "cuda")
 
     @classmethod
     def reference(cls) -> Ops:
         """NumPy arrays with the NumPy reference kernels (slow; for tests)."""
-        import scipy.linalg as sla
+        from ..backend import get_backend
 
-        from ..kernels import gls as k
-
-        return cls(np, sla.solve_triangular, k.gls_gram_reference, k.gls_stats_reference,
-                   lambda a: np.asarray(a), {})
+        return cls.for_backend(get_backend("cpu"), "reference")
 
     def device(self, plan: GroupPlan, key: str, host: np.ndarray):
         """``host`` on the device, transferred once per plan (the arrays of the two most

@@ -81,6 +81,8 @@ def run_metadata(*, backend=None, parameters: dict | None = None,
     """
     from ..backend import Backend, get_backend
 
+    from ..kernels import registry
+
     if backend is None:
         be_info = {"backend": "cpu"}
     else:
@@ -96,6 +98,8 @@ def run_metadata(*, backend=None, parameters: dict | None = None,
         "platform": platform.platform(),
         "parameters": _jsonable(parameters or {}),
         "inputs": [fingerprint(p) for p in inputs],
+        # kernels that ran their CPU version on a GPU backend in this process, and why
+        "kernel_fallbacks": list(registry.FALLBACKS),
     }
 
 

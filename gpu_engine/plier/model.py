@@ -205,7 +205,7 @@ class PLIER:
         tol = DEFAULT_TOL[self.mode] if self.tol is None else float(self.tol)
 
         Ydev = xp.asarray(Yv)
-        Cdev = xp.asarray(C) if be.is_gpu else _sparse(C)
+        Cdev = be.operator(C)
         B = xp.asarray((V[:, :k] * d[:k]).T.copy())
         Z = (Ydev @ B.T) @ xp.linalg.inv(B @ B.T + L1 * xp.eye(k))
         if self.mode == "current":
@@ -396,12 +396,6 @@ def _jsonable(x):
     if isinstance(x, (np.floating,)):
         return float(x)
     raise TypeError(f"not JSON serializable: {type(x).__name__}")
-
-
-def _sparse(M):
-    from scipy.sparse import csr_matrix
-
-    return csr_matrix(M)
 
 
 def _host(a):

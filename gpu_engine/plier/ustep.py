@@ -75,9 +75,9 @@ class UStep:
         self._mean = xp.asarray(self.mean)
         self._inv = xp.asarray(inv)
         if self.kernel is None:
-            from ..kernels import plier as kp
+            from ..kernels import registry
 
-            self.kernel = kp.enet_cd_cpu if xp is np else kp.enet_cd_cuda
+            self.kernel = registry.get("enet_cd", "cpu" if xp is np else "cuda")
 
     # ------------------------------------------------------------------ candidates
     def candidates(self, Z) -> np.ndarray:

@@ -339,10 +339,7 @@ def _chromosome(chrom, Wc, local, kept, positions, *, LD, repair, min_eigenvalue
     """One chromosome: T = ŴᵀΓŴ, r_ij = block sums of T² / √(k_i k_j), the positive-
     definiteness check/repair and the distance filter. Returns (dense R, report row)."""
     be = get_backend(backend)
-    if be.is_gpu:
-        T = _gpu_product(be, Wc, LD)
-    else:
-        T = (Wc.T @ (LD @ Wc)).tocoo()
+    T = be.sandwich(Wc, LD)
     ng = len(kept)
     R = sp.coo_matrix((T.data ** 2, (local[T.row], local[T.col])), shape=(ng, ng)).toarray()
     kk = np.asarray(kept, float)
@@ -395,15 +392,6 @@ def _within_gene(W: pd.DataFrame, LD: sp.csr_matrix, condition_number: float, be
                     g["weight"].to_numpy()[sel], int(ok.sum()), A))
     return out
 
-
-
-def _gpu_product(be, Wc, LD):
-    import cupyx.scipy.sparse as csp
-
-    Wg = csp.csc_matrix(Wc)
-    T = (Wg.T @ (csp.csr_matrix(LD) @ Wg)).tocoo()
-    return sp.coo_matrix((be.to_host(T.data), (be.to_host(T.row), be.to_host(T.col))),
-                         shape=T.shape)
 
 
 class PairwiseReference:

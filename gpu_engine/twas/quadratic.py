@@ -38,6 +38,7 @@ def gram(cov: CovarianceBlocks, blocks: np.ndarray, W_rows: np.ndarray, W_cols: 
     within the gene) and ``W_vals`` give the non-zero weights. ``kernel``: ``"reference"``
     (NumPy), or the backend's compiled kernel (default). Returns host matrices, one per gene.
     """
+    from ..kernels import registry
     from ..kernels import twas as kt
 
     be = get_backend(backend)
@@ -63,14 +64,8 @@ def gram(cov: CovarianceBlocks, blocks: np.ndarray, W_rows: np.ndarray, W_cols: 
     else:
         C = np.concatenate([cov.values[cov.cov_off[b]:cov.cov_off[b] + nn * nn]
                             for b, nn in zip(blocks, n)]) if blocks.size else np.zeros(0)
-    out = np.zeros(int((m * m).sum()), np.float64)
-    if kernel == "reference":
-        kt.segmented_gram_reference(C, c_off, W, w_off, n, m, out_off, out)
-    elif be.is_gpu:
-        xp = be.xp
-        d = [xp.asarray(a) for a in (C, c_off, W, w_off, n, m, out_off, out)]
-        kt.segmented_gram_cuda(*d)
-        out = be.to_host(d[-1])
-    else:
-        kt.segmented_gram_cpu(np.ascontiguousarray(C), c_off, W, w_off, n, m, out_off, out)
+    out = be.asarray(np.zeros(int((m * m).sum()), np.float64))
+    registry.call("segmented_gram", be, np.ascontiguousarray(C), c_off, W, w_off, n, m,
+                  out_off, out, kernel=kernel)
+    out = be.to_host(out)
     return [out[o:o + k * k].reshape(k, k) for o, k in zip(out_off, m)]
