@@ -16,6 +16,10 @@ batching from here, and nowhere else::
 - ``rapids``: ``gpu`` plus cuDF and cuML, when both import.
 - ``auto``: the richest of those that work here.
 
+One default rule for every public function and estimator that takes ``backend``: ``None``
+(the default) means ``$GPU_ENGINE_BACKEND`` if set, else ``auto`` — the same rule as the
+CLI's ``--backend``.
+
 Importing this module imports neither cupy, cudf, cuml nor ``numba.cuda`` and never
 initialises CUDA; that happens the first time a GPU backend is asked for.
 """

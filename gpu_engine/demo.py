@@ -26,7 +26,7 @@ class DemoContext:
     out: Path
     scale: str = "small"
     seed: int = 0
-    backend: str | None = "auto"
+    backend: str | None = None
     progress: bool = False
     world: World | None = None
     timings: dict = field(default_factory=dict)
@@ -315,7 +315,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], list[dict]]]] = [
 
 
 def run_demo(out: str | Path = "gpu_engine_demo", *, scale: str = "small", seed: int = 0,
-             backend: str | None = "auto", progress: bool = False,
+             backend: str | None = None, progress: bool = False,
              on_stage: Callable[[str, float], None] | None = None) -> pd.DataFrame:
     """Run every stage into ``out``; returns (and writes ``out/summary.tsv``) the summary."""
     ctx = DemoContext(out=Path(out), scale=scale, seed=seed, backend=backend, progress=progress)

@@ -180,7 +180,7 @@ def load_lv_model(path: str | os.PathLike, *, l2: float | None = None,
         if fmt == PLIER_FORMAT:
             from .plier import PLIER
 
-            model = PLIER.load(path, backend=backend or "auto").lv_model()
+            model = PLIER.load(path, backend=backend).lv_model()
         elif fmt == FORMAT:
             meta = json.loads((path / "model.json").read_text())
             model = LVModel(read_matrix(path / "Z.parquet", what=f"LV model Z ({path})"),

@@ -231,7 +231,7 @@ def _block(start, stop, *, F, backend, kernel, n_perms, seed):
     return v, b, pv
 
 
-def iter_blocks(F: Features, *, block_pairs: int = 1_000_000, backend="cpu", client=None,
+def iter_blocks(F: Features, *, block_pairs: int = 1_000_000, backend=None, client=None,
                 kernel: str | None = None, pvalue_n_perms: int = 0, seed: int = 0,
                 progress: bool = False):
     """Yield ``(start, values, best, pvalues)`` per block of condensed positions, in order —
@@ -260,7 +260,7 @@ def iter_blocks(F: Features, *, block_pairs: int = 1_000_000, backend="cpu", cli
 
 
 def ccc(x, y=None, *, k_max: int = 10, n_clusters=None, return_parts: bool = False,
-        pvalue_n_perms: int = 0, seed: int = 0, backend="cpu", client=None,
+        pvalue_n_perms: int = 0, seed: int = 0, backend=None, client=None,
         block_pairs: int = 1_000_000, kernel: str | None = None, progress: bool = False):
     """CCC of every pair of features, in ``ccc-coef``'s conventions.
 

@@ -82,7 +82,7 @@ def plier_fit(obj: Obj, expr: Path, prior_paths: tuple[Path, ...], k, mode, L1, 
     model = PLIER(k=k, mode=mode, L1=L1, L2=L2, L3=L3, frac=frac, max_iter=max_iter,
                   max_path=max_path, min_genes=min_genes, heldout=held, seed=seed,
                   trace=True, drop_constant_genes=drop_constant_genes,
-                  backend=obj.backend or "auto", progress=_progress_enabled())
+                  backend=obj.backend, progress=_progress_enabled())
     model.fit(Y, prior)
     model.save(out, overwrite=overwrite)
     _fit_summary(con, model, out)

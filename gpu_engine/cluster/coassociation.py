@@ -33,7 +33,7 @@ def ensemble_matrix(partitions) -> np.ndarray:
     return np.ascontiguousarray(L.T)
 
 
-def coassociation(partitions, *, backend: Backend | str = "cpu",
+def coassociation(partitions, *, backend: Backend | str | None = None,
                   kernel: str | None = None) -> np.ndarray:
     """Condensed co-association distance of the objects (columns of ``partitions``)."""
     from ..kernels import registry

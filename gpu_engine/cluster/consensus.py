@@ -190,7 +190,7 @@ class Consensus(FolderResult):
 
 
 def consensus(ensemble: np.ndarray, *, k_range=None, eac_linkages=EAC_LINKAGES,
-              scc_deltas=SCC_DELTAS, seed: int = 0, backend: Backend | str = "cpu",
+              scc_deltas=SCC_DELTAS, seed: int = 0, backend: Backend | str | None = None,
               D: np.ndarray | None = None, metrics=("ari",), objects=None,
               quantile: float = 0.75) -> Consensus:
     """Consensus partitions for each k and method, scored against the ensemble.

@@ -52,7 +52,7 @@ def _check_finite(X: np.ndarray, data: pd.DataFrame) -> None:
 
 def representations(data: pd.DataFrame, *, names=("z_score", "pca"), pca_components: int = 50,
                     umap_components: int = 50, seed: int = 0,
-                    backend: Backend | str = "cpu") -> dict[str, np.ndarray]:
+                    backend: Backend | str | None = None) -> dict[str, np.ndarray]:
     """Representations of an objects × features frame, each objects × dimensions float64:
     ``z_score`` (each column standardized), ``pca`` (the first ``pca_components`` principal
     components of the z-scores) and ``umap`` (``umap_components`` UMAP dimensions of the
@@ -177,7 +177,7 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
                  linkages=("ward", "complete", "average", "single"),
                  dbscan_min_samples_max=125, dbscan_n_eps=33, dbscan_eps_percentiles=(5, 50),
                  spectral_gamma=1e-3, spectral_gamma_umap=1e-2, family_size=295,
-                 pca_components=50, umap_components=50, seed=0, backend="cpu"):
+                 pca_components=50, umap_components=50, seed=0, backend=None):
         self.families = families
         self.representations = representations
         self.k_max = k_max

@@ -26,7 +26,7 @@ def rbf_affinity(X: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def spectral_embedding(affinity: np.ndarray, n_components: int, *,
-                       backend: Backend | str = "cpu") -> np.ndarray:
+                       backend: Backend | str | None = None) -> np.ndarray:
     """n × ``n_components`` spectral embedding of a dense symmetric affinity (smallest
     Laplacian eigenvalues first). On a GPU backend the eigendecomposition runs there."""
     be = get_backend(backend)

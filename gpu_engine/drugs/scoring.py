@@ -134,7 +134,7 @@ def _buffer(ws: dict | None, name: str, shape: tuple, dtype=np.float64) -> np.nd
     return flat[:size].reshape(shape)
 
 
-def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str = "cpu",
+def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str | None = None,
                ws: dict | None = None, on_device: bool = False) -> list[np.ndarray]:
     """The score matrices of one tissue: ``D`` features × drugs, ``Zt`` traits × features
     (float64, no NaN). Returns a list of traits × drugs matrices in ``top_k``'s order (a k
@@ -270,7 +270,7 @@ def _tissue_matrix(z: pd.DataFrame, tissue: str, D_index: pd.Index, traits: list
 
 def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene",
           lv_model=None, top_k=None, tissues=None, trait_disease: pd.DataFrame | None = None,
-          backend: Backend | str = "cpu", client=None, batch_traits: int = 4096,
+          backend: Backend | str | None = None, client=None, batch_traits: int = 4096,
           progress: bool = False) -> DrugScores:
     """Score every drug against every trait (and disease); see the module docstring.
 

@@ -58,7 +58,7 @@ def _traits_per_task(be, plan: GroupPlan, n_traits: int, m: int) -> int:
 
 def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "submatrix",
               predictor: str = "binary", top_fraction: float = 0.01, covars=(),
-              scale: str = "pvalue", lvs=None, backend="auto", client=None,
+              scale: str = "pvalue", lvs=None, backend=None, client=None,
               progress: bool = False, ops: Ops | None = None) -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
@@ -93,7 +93,8 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         Fraction of top genes for the predictor and the sub-matrix block (0.01).
     covars : any of ``gene_size``, ``gene_size_log``, ``gene_density``, ``gene_density_log``.
     lvs : LV names to test (default all).
-    backend : "cpu", "gpu", "rapids", "auto" or a Backend.
+    backend : "cpu", "gpu", "rapids", "auto", a Backend, or None ($GPU_ENGINE_BACKEND, else
+        auto).
     client : a ``dask.distributed.Client``: trait chunks run as Dask tasks (same results).
     progress : show a progress bar over chunks.
 

@@ -163,7 +163,7 @@ def calibration_table(results: pd.DataFrame, alphas=ALPHAS, *,
 def null_calibration(lv_loadings, gene_corr, *, n_null: int = 1000, covariates=None,
                      covars=(), mode: str = "submatrix", predictor: str = "binary",
                      top_fraction: float = 0.01, lvs=None, alphas=ALPHAS, seed: int = 0,
-                     null_model: str = "normal", n_indep=None, backend="auto", client=None,
+                     null_model: str = "normal", n_indep=None, backend=None, client=None,
                      progress: bool = False) -> NullCalibration:
     """Simulate ``n_null`` null traits from ``gene_corr`` and report each LV's empirical
     type-I error (see the module doc). ``null_model`` and ``n_indep`` are those of

@@ -80,7 +80,6 @@ def run_metadata(*, backend=None, parameters: dict | None = None,
     nothing resolved). ``inputs`` are paths to fingerprint.
     """
     from ..backend import Backend, get_backend
-
     from ..kernels import registry
 
     if backend is None:

@@ -116,7 +116,7 @@ class PLIER:
     def __init__(self, k=None, *, mode="current", L1=None, L2=None, L3=None, frac=0.7,
                  max_iter=350, tol=None, max_path=10, pathway_selection="complete",
                  glm_alpha=0.9, min_genes=10, crossval=True, heldout=None, seed=123456,
-                 trace=False, drop_constant_genes=False, backend="auto", progress=False):
+                 trace=False, drop_constant_genes=False, backend=None, progress=False):
         self.k = k
         self.mode = mode
         self.L1 = L1
@@ -353,7 +353,7 @@ class PLIER:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, backend="auto") -> PLIER:
+    def load(cls, directory: str | os.PathLike, *, backend=None) -> PLIER:
         """Read a model written by :meth:`save`."""
         from ..errors import InputFileNotFoundError
         from ..io.tables import read_table

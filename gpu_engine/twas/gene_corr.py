@@ -229,7 +229,7 @@ def gene_correlations(models: Mapping[str, ModelDB], covariance: CovarianceBlock
                       snps: Iterable | None = None, genes: pd.DataFrame | None = None,
                       condition_number: float = 30.0, within_mb: float | None = None,
                       repair: str | None = "clip", min_eigenvalue: float = 1e-8,
-                      backend: Backend | str = "cpu", progress: bool = False,
+                      backend: Backend | str | None = None, progress: bool = False,
                       client=None, kernel: str | None = None) -> GeneCorrelation:
     """The gene–gene correlation matrix (see the module docstring).
 

@@ -123,7 +123,7 @@ def _solve(R: np.ndarray, z: np.ndarray, c: float) -> dict:
 
 def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
                spredixcan: Mapping[str, pd.DataFrame], *, condition_number: float,
-               gwas: Gwas | pd.DataFrame | None = None, backend: Backend | str = "cpu",
+               gwas: Gwas | pd.DataFrame | None = None, backend: Backend | str | None = None,
                kernel: str | None = None) -> pd.DataFrame:
     """S-MultiXcan for every gene of ``models`` (tissue → model).
 

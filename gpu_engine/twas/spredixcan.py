@@ -63,7 +63,7 @@ def empty_result() -> pd.DataFrame:
 
 
 def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.DataFrame, *,
-               harmonized: bool = False, backend: Backend | str = "cpu",
+               harmonized: bool = False, backend: Backend | str | None = None,
                kernel: str | None = None) -> tuple[pd.DataFrame, dict]:
     """S-PrediXcan for one tissue.
 
@@ -130,7 +130,7 @@ def _one_tissue(tissue, model, covariance, *, gwas, backend):
 
 
 def spredixcan_tissues(models, covariances, gwas: Gwas | pd.DataFrame, *,
-                       backend: Backend | str = "cpu", client=None,
+                       backend: Backend | str | None = None, client=None,
                        progress: bool = False) -> tuple[dict, pd.DataFrame]:
     """S-PrediXcan for many tissues from one parsed GWAS.
 
