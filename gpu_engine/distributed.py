@@ -12,6 +12,8 @@ identical. :func:`get_client` makes clients from what a user types on the comman
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -44,22 +46,27 @@ def get_client(scheduler: str | None, *, n_workers: int | None = None):
 
 def map_tasks(fn: Callable, tasks: Iterable[tuple], *, total: int | None = None,
               shared: dict[str, Any] | None = None, client=None, progress: bool = False,
-              description: str = "tasks") -> list:
+              description: str = "tasks", small: bool = False) -> list:
     """``[fn(*task, **shared) for task in tasks]``, in order.
 
     ``tasks`` may be a generator (``total`` then sizes the progress bar): locally each task's
     inputs are built just before it runs. With a Dask ``client`` each task is a Dask task;
     ``shared`` values are scattered once (broadcast) instead of being shipped with every
-    task. A failing task raises its error here.
+    task. A failing task raises its error here. ``small``: the tasks are many small fits;
+    each then runs with its thread pools limited (:mod:`gpu_engine.threads`).
     """
     from .progress import track
+    from .threads import _limited, limit_threads, task_threads
 
     shared = dict(shared or {})
     if total is None and hasattr(tasks, "__len__"):
         total = len(tasks)
     if client is None:
-        return [fn(*t, **shared) for t in track(tasks, description, total=total,
-                                                enabled=progress)]
+        with limit_threads() if small else contextlib.nullcontext():
+            return [fn(*t, **shared) for t in track(tasks, description, total=total,
+                                                    enabled=progress)]
+    if small:
+        fn = functools.partial(_limited, fn, task_threads())
     from dask.distributed import as_completed
 
     # hash=False: a fresh key per call; equal data scattered by consecutive calls would

@@ -315,7 +315,8 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
         run = [t for t in tasks if t[1] != "agglomerative"]
         ran = map_tasks(_run_member, run, shared={"reps": reps, "embeddings": embeddings,
                                                   "backend": backend},
-                        client=client, progress=progress, description="ensemble members")
+                        client=client, progress=progress, description="ensemble members",
+                        small=True)
         by_task = dict(zip(map(id, run), ran))
         labels = [cuts[(t[0], t[2]["linkage"])][:, col[t[2]["k"]]] if t[1] == "agglomerative"
                   else by_task[id(t)] for t in tasks]
