@@ -155,6 +155,62 @@ def run_case(bench: str, case: Case, backend: Backend, *, repeats: int = 5,
     return record
 
 
+def _case_key(name: str) -> str:
+    """A case name without its backend words, so a GPU case finds its CPU record."""
+    import re
+
+    return re.sub(r"\b(cpu|gpu|rapids)\b", "", name).replace(" ,", ",").strip(" ,")
+
+
+def recorded_baseline(results_dir: Path, bench: str, case: Case) -> dict | None:
+    """The newest record of the same benchmark, case and size run on the cpu backend in
+    ``results_dir`` (e.g. the committed ``bench/results``), or None."""
+    path = Path(results_dir) / f"{bench}.jsonl"
+    if not path.is_file():
+        return None
+    key = _case_key(case.name)
+    best = None
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if (r.get("backend") == "cpu" and r.get("size") == case.size
+                and _case_key(r.get("case", "")) == key):
+            if best is None or r.get("date", "") >= best.get("date", ""):
+                best = r
+    return best
+
+
+def run_case_ours_only(bench: str, case: Case, backend: Backend, *, records: Path,
+                       repeats: int = 1, warmup: int = 1) -> dict:
+    """Run only our side of ``case``; the baseline figure comes from the newest cpu record of
+    the same case and size under ``records`` (its baseline and its cpu time, so the ratio
+    against both is stated). For a GPU machine whose time is short."""
+    sync = backend.synchronize if case.backend in ("gpu", "rapids") else (lambda: None)
+    if case.warmup is not None:
+        warmup = case.warmup
+    ours_t, _ = time_call(case.ours, repeats=repeats, warmup=warmup, sync=sync)
+    o = statistics.median(ours_t)
+    ref = recorded_baseline(records, bench, case)
+    b = ref["baseline_s"] if ref else float("nan")
+    record = {
+        "benchmark": bench, "case": case.name, "size": case.size,
+        "baseline": (ref or {}).get("baseline", case.baseline_label), "ours": case.ours_label,
+        "backend": case.backend, "baseline_s": b, "ours_s": o,
+        "ratio": b / o if o > 0 and ref else float("nan"), "ours_times_s": ours_t,
+        "repeats": repeats, "warmup": warmup, "baseline_from_record": ref is not None,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "notes": case.notes,
+    }
+    if ref:
+        record["baseline_record_date"] = ref.get("date")
+        record["cpu_ours_s"] = ref.get("ours_s")
+        record["ratio_vs_cpu_ours"] = ref["ours_s"] / o if o > 0 else float("inf")
+        record["baseline_machine"] = (ref.get("machine") or {}).get("cpu")
+    return record
+
+
 def append_record(results_dir: Path, record: dict) -> Path:
     """Append ``record`` as one JSON line to ``results_dir/<benchmark>.jsonl``."""
     results_dir.mkdir(parents=True, exist_ok=True)

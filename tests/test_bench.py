@@ -49,3 +49,24 @@ def test_real_standardize_benchmark_cases_agree():
     module.SIZES["tiny"] = (20, 30)
     for case in module.cases("tiny", get_backend("cpu")):
         assert case.check(case.baseline(), case.ours()) < 1e-12
+
+
+def test_ours_only_takes_the_baseline_from_the_cpu_record(tmp_path):
+    from gpu_engine import benchmarking as bm
+    from gpu_engine.backend import get_backend
+
+    case = bm.Case("thing, gpu", {"n": 3}, None, lambda: sum(range(1000)), "numpy", "ours",
+                   "cpu")
+    for date, base, ours in (("2026-01-01", 9.0, 3.0), ("2026-02-01", 8.0, 2.0)):
+        bm.append_record(tmp_path, {"benchmark": "b", "case": "thing, cpu", "size": {"n": 3},
+                                    "backend": "cpu", "baseline_s": base, "ours_s": ours,
+                                    "baseline": "numpy", "date": date})
+    bm.append_record(tmp_path, {"benchmark": "b", "case": "thing, cpu", "size": {"n": 4},
+                                "backend": "cpu", "baseline_s": 1.0, "ours_s": 1.0,
+                                "date": "2026-03-01"})
+    rec = bm.run_case_ours_only("b", case, get_backend("cpu"), records=tmp_path)
+    assert rec["baseline_from_record"] and rec["baseline_s"] == 8.0 and rec["cpu_ours_s"] == 2.0
+    assert rec["ratio"] == 8.0 / rec["ours_s"]
+    other = bm.Case("other, gpu", {"n": 3}, None, lambda: 0, "numpy", "ours", "cpu")
+    rec = bm.run_case_ours_only("b", other, get_backend("cpu"), records=tmp_path)
+    assert not rec["baseline_from_record"] and rec["baseline_s"] != rec["baseline_s"]  # NaN

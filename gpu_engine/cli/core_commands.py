@@ -192,9 +192,13 @@ def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
               help="Folder with bench_*.py (default: ./bench or the source checkout's).")
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where JSON records are appended (default: <bench-dir>/results).")
+@click.option("--ours-only", is_flag=True,
+              help="Time only our side; take each case's baseline (and our cpu time) from the "
+                   "newest cpu record of the same case and size under <bench-dir>/results. "
+                   "For a GPU machine lent for minutes.")
 @click.pass_obj
 def bench(obj: Obj, names: tuple[str, ...], list_only: bool, size: str, repeats: int,
-          bench_dir: Path | None, results: Path | None) -> None:
+          bench_dir: Path | None, results: Path | None, ours_only: bool) -> None:
     """Run benchmarks: baseline and ours on the same data in one run, with the ratio.
 
     \b
@@ -233,7 +237,11 @@ def bench(obj: Obj, names: tuple[str, ...], list_only: bool, size: str, repeats:
         module = bm.load(found[name])
         for case in module.cases(size, be):
             con.print(f"running {name} / {case.name} …")
-            rec = bm.run_case(name, case, be, repeats=repeats)
+            if ours_only:
+                rec = bm.run_case_ours_only(name, case, be, repeats=repeats,
+                                            records=bdir / bm.RESULTS_DIRNAME)
+            else:
+                rec = bm.run_case(name, case, be, repeats=repeats)
             rec["machine"] = machine
             bm.append_record(results, rec)
             click.echo(f"{name}/{case.name}, {bm.format_size(case.size)}, "
