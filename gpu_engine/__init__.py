@@ -12,17 +12,18 @@ nor numba.cuda and never initialises CUDA. Submodules load on first use::
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from ._version import __version__
 
-_SUBMODULES = {"backend", "io", "datasets", "stats", "benchmarking", "errors", "kernels",
-               "demo", "progress", "gls", "distributed", "plier", "twas", "ccc", "cluster",
-               "drugs", "results", "lvmodel"}
-
-__all__ = ["__version__", *sorted(_SUBMODULES)]
+_SUBMODULES = sorted(m.name for m in pkgutil.iter_modules(__path__)
+                     if not m.name.startswith("_"))
 
 
 def __getattr__(name):
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name == "kernels":
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'gpu_engine' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_SUBMODULES]

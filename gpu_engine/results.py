@@ -59,10 +59,15 @@ def _kind_class(kind: str, path: Path) -> type:
 
 
 def _import_all() -> None:
+    """Import every module of the package, so that every result class has registered."""
     import importlib
+    import pkgutil
 
-    for mod in ("gls", "gls.null", "twas", "cluster", "drugs"):
-        importlib.import_module(f"gpu_engine.{mod}")
+    import gpu_engine
+
+    for m in pkgutil.walk_packages(gpu_engine.__path__, "gpu_engine."):
+        if m.name != "gpu_engine.__main__" and not m.name.startswith("gpu_engine.cli"):
+            importlib.import_module(m.name)
 
 
 def load(path: str | os.PathLike):

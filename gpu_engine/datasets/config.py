@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Every size and knob of a synthetic world (see ``specs/synthetic_world.md``).
+    """Every size and knob of a synthetic world (see docs/tools.md, "gpu-engine world").
 
     Genome: ``n_genes`` genes over 22 chromosomes, one every ``gene_spacing_mb`` Mb on average.
     Gene–gene correlation R: genes load on local LD "sources" (every ``source_spacing_mb`` Mb,

@@ -8,7 +8,7 @@
 - :func:`null_calibration`: per-LV empirical type-I error on null traits simulated from
   the correlation structure, with a QQ plot.
 
-The model, its parity traps and why it is fast are described in ``specs/gls.md``; the
+The model, its parity traps and why it is fast are described in docs/gls.md; the
 reference is ``phenoplier``'s ``gls.GLSPhenoplier`` (statsmodels GLS per pair).
 """
 

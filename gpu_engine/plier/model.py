@@ -6,7 +6,7 @@ Y genes × samples (z-scored per gene), C genes × pathways (0/1 prior, cross-va
 genes masked), Z genes × k (the LV loadings), B k × samples, U pathways × k. The semantics
 are those of the reference R package in two versions (``mode``): ``"current"`` (PLIER
 fe4e9b2) and ``"multiplier"`` (PLIER a2d4a2a, which trained the MultiPLIER recount2 model
-PhenoPLIER uses). See ``../shared/specs/plier.md`` and the docstrings of :mod:`.ustep`,
+PhenoPLIER uses). See docs/plier.md and the docstrings of :mod:`.ustep`,
 :mod:`.annotate` and :mod:`.numpc`.
 
 The big products (Y·Bᵀ, Zᵀ·Y, C·U) run on the backend's BLAS (cuBLAS with cupy); the U
