@@ -33,9 +33,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda, njit, prange
+from numba import njit, prange
 
 from ._arrays import array_module
+from ._cuda import LazyCuda
+
+cuda = LazyCuda()  # numba.cuda is imported when a CUDA kernel is first used
 
 MAX_SAMPLES = 50_000  # tp·tn and the denominator stay below 2⁶³
 CUDA_MAX_ATOMS = 64   # the CUDA kernel keeps H in shared memory (64 × 64 int32)

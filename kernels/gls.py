@@ -37,9 +37,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda, float64, njit, prange
+from numba import float64, njit, prange
 
 from ._arrays import array_module
+from ._cuda import LazyCuda
+
+cuda = LazyCuda()  # numba.cuda is imported when a CUDA kernel is first used
 
 MAX_Q = 16  # largest Gram matrix the kernels solve: intercept, LV, ≤ 13 covariates, y
 _WORK_COLS = MAX_Q + 3  # scratch of one regression: factor, z, β, L⁻¹e

@@ -31,9 +31,12 @@ aligned with ``idx``), ``l1``/``l2`` float64 (k). Returns the number of sweeps p
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda, njit, prange
+from numba import njit, prange
 
 from ._arrays import array_module
+from ._cuda import LazyCuda
+
+cuda = LazyCuda()  # numba.cuda is imported when a CUDA kernel is first used
 
 THREADS = 128
 

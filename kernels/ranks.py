@@ -14,9 +14,12 @@ axis 1, then one thread per row walks it). Input float64 without NaN; output flo
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda, njit, prange
+from numba import njit, prange
 
 from ._arrays import array_module
+from ._cuda import LazyCuda
+
+cuda = LazyCuda()  # numba.cuda is imported when a CUDA kernel is first used
 
 THREADS = 128
 

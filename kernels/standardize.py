@@ -12,7 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda, float64, njit, prange
+from numba import float64, njit, prange
+
+from ._cuda import LazyCuda
+
+cuda = LazyCuda()  # numba.cuda is imported when a CUDA kernel is first used
+
 
 THREADS_PER_BLOCK = 128  # power of two (tree reduction)
 

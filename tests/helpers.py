@@ -13,6 +13,8 @@ _SCRIPT = textwrap.dedent("""
     from numba import cuda
     from numba.cuda.dispatcher import CUDADispatcher
     mod = importlib.import_module(sys.argv[1])
+    from gpu_engine.kernels._cuda import realize
+    realize(mod)  # the kernels are compiled lazily: make them real dispatchers first
     sigs = getattr(mod, "CUDA_SIGNATURES", {})
     kernels = sorted(n for n, v in vars(mod).items() if isinstance(v, CUDADispatcher)
                      and not v.targetoptions.get("device"))  # device functions compile inline

@@ -72,3 +72,24 @@ def test_no_module_imports_gpu_libraries():
     bad = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
     assert not bad, f"importing every module imported {bad}"
     assert "numba" not in loaded
+
+
+def test_cpu_work_does_not_import_numba_cuda():
+    # the CUDA kernels beside the CPU ones compile (and import numba.cuda) on first use only
+    code = """
+import numpy as np, pandas as pd
+from gpu_engine.plier import PLIER
+from gpu_engine.stats import standardize
+from gpu_engine.cluster import coassociation
+rng = np.random.default_rng(0)
+genes = [f"g{i}" for i in range(80)]
+prior = pd.DataFrame((rng.random((80, 8)) < 0.3).astype(float), index=genes,
+                     columns=[f"p{j}" for j in range(8)])
+Y = pd.DataFrame(rng.normal(size=(80, 20)), index=genes)
+PLIER(k=3, max_iter=25, backend="cpu").fit(Y, prior)
+standardize(Y, axis=1, backend="cpu")
+coassociation(rng.integers(0, 3, (5, 12)).astype(float), backend="cpu")
+"""
+    loaded = _modules_after(code)
+    assert "numba" in loaded  # the CPU kernels ran
+    assert not any(m == "numba.cuda" or m.startswith("numba.cuda.") for m in loaded)
