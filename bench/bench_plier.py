@@ -11,6 +11,11 @@ Sizes:
   step alone at MultiPLIER width (6,750 genes, 628 pathways, 987 LVs, 10 candidates each):
   the numba kernel vs a loop of ``sklearn.linear_model.ElasticNet(positive=True)`` per LV
   (the reference loops glmnet per LV).
+  And a planted world at the shape where the per-iteration cost shows: 4,520 genes × 600
+  samples, k = 40, 400 pathways, current mode, 100 iterations forced (tol 0): the record
+  gives our time per iteration (``notes.per_iteration_s``) beside the R package's ≈ 1.1 s per
+  iteration at that shape (measured by hand on a 2-core machine like ours, not re-run here;
+  the baseline figure is 100 × 1.1 s).
 - ``full``: adds a synthetic MultiPLIER-scale fit, 6,750 genes × 37,032 samples, k = 987,
   628 pathways (on a GPU backend only; hours on 2 CPU cores). No baseline can run; the
   record states time and iterations.
@@ -138,8 +143,49 @@ def _multiplier_scale_case(backend) -> Case:
                 repeats=1, baseline_recorded_s=float("nan"))
 
 
+def planted(n_genes=4520, n_samples=600, n_path=400, k=40, seed=0):
+    """Y = (C·U + noise)·B + noise with C a 2 %-dense prior and 2 pathways per module."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(n_genes)]
+    C = (rng.random((n_genes, n_path)) < 0.02).astype(float)
+    U = np.zeros((n_path, k))
+    for j in range(k):
+        U[rng.choice(n_path, 2, replace=False), j] = rng.uniform(1, 2, 2)
+    Z = C @ U + np.abs(rng.normal(0, 0.05, (n_genes, k)))
+    Y = Z @ rng.normal(size=(k, n_samples)) + rng.normal(0, 1.0, (n_genes, n_samples))
+    return (pd.DataFrame(Y, index=genes, columns=[f"s{i}" for i in range(n_samples)]),
+            pd.DataFrame(C, index=genes, columns=[f"P{j}" for j in range(n_path)]))
+
+
+R_SECONDS_PER_ITERATION = 1.1  # PLIER fe4e9b2 at 4,520 × 600, k = 40 (by hand, 2 cores)
+
+
+def _per_iteration_case(backend) -> Case:
+    from gpu_engine.plier import PLIER
+
+    Y, prior = planted()
+    n_iter = 100
+    notes = {"mode": "current", "iterations": n_iter,
+             "R_per_iteration_s": R_SECONDS_PER_ITERATION}
+
+    def fit():
+        import time
+
+        t0 = time.perf_counter()
+        m = PLIER(k=40, mode="current", max_iter=n_iter, tol=0.0, backend=backend).fit(Y, prior)
+        notes["per_iteration_s"] = (time.perf_counter() - t0) / m.n_iter_
+        return m
+
+    return Case(f"planted 4,520 × 600, k = 40, {backend.name} vs R per iteration",
+                {"genes": 4520, "samples": 600, "k": 40, "pathways": 400}, None, fit,
+                f"R PLIER ≈ {R_SECONDS_PER_ITERATION} s/iteration × {n_iter} (by hand)",
+                f"gpu_engine {backend.name}", backend.name,
+                lambda _, m: float(m.n_iter_ - n_iter), notes, repeats=3,
+                baseline_recorded_s=R_SECONDS_PER_ITERATION * n_iter)
+
+
 def cases(size: str, backend) -> list[Case]:
-    out = _fixture_cases(backend) + [_ustep_case(backend)]
+    out = _fixture_cases(backend) + [_ustep_case(backend), _per_iteration_case(backend)]
     if size == "full" and backend.is_gpu:
         out.append(_multiplier_scale_case(backend))
     return out

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,108 @@ def _namespace(a):
     return np
 
 
+@dataclass
+class _Prepared:
+    """The fit's inputs after :meth:`PLIER._prepare`: ``Y`` genes × samples z-scored,
+    ``prior`` genes × pathways (small pathways zeroed), ``C`` the prior with the held-out
+    genes masked, ``mask``, the ``heldout`` table and the labels."""
+
+    Y: np.ndarray
+    prior: np.ndarray
+    C: np.ndarray
+    mask: np.ndarray
+    heldout: pd.DataFrame
+    genes: list
+    pathways: list
+    samples: list
+
+
+@dataclass
+class PlierState:
+    """What one PLIER iteration reads and writes: ``Z`` genes × k and ``B`` k × samples (on
+    the backend), ``U`` pathways × k (host), ``L3`` (None until tuned), the next iteration
+    that re-tunes L3, the fraction of LVs with a pathway, the Bdiff history and the
+    not-decreasing counter of the stop rule."""
+
+    Z: object
+    B: object
+    U: np.ndarray
+    L3: float | None
+    iter_full: int = ITER_FULL_START
+    curfrac: float = 0.0
+    bdiffs: list = field(default_factory=list)
+    count: int = 0
+
+
+def plier_iteration(state: PlierState, it: int, *, Y, C, ustep: UStep, L1: float, L2: float,
+                    frac: float, mode: str, tune_L3: bool, trace: bool = False,
+                    ysq: float = 0.0) -> tuple[PlierState, dict | None]:
+    """One iteration of the reference's loop (iteration ``it``, from 1): from iteration 20 the
+    U step (re-tuning L3 every 20 iterations when ``tune_L3``), then
+    Z = max((Y·Bᵀ + L1·C·U)(BBᵀ + L1·I)⁻¹, 0) and B = (ZᵀZ + L2·I)⁻¹ZᵀY, and Bdiff.
+
+    ``Y`` genes × samples and ``C`` (:meth:`Backend.operator` of the masked prior) are on the
+    backend. Returns the new state (``state`` itself is not modified) and, with ``trace``,
+    the iteration's statistics (MSE from ‖Y‖² = ``ysq`` without forming Y − ZB)."""
+    xp = _namespace(state.B)
+    Z, B, U, L3 = state.Z, state.B, state.U, state.L3
+    iter_full, curfrac = state.iter_full, state.curfrac
+    k = B.shape[0]
+    ratio = math.nan
+    YBt = Y @ B.T
+    Z2 = None
+    if it >= ITER_FULL_START:
+        if it == iter_full and tune_L3:
+            if mode == "current":
+                U, L3 = ustep.tune_path(Z, frac, U)
+            else:
+                Unew, L3, _ = ustep.bisect(Z, frac, L3, curfrac, U)
+                U = ustep.fit(Z, L3, U if Unew is None else Unew)
+            iter_full += ITER_FULL_START
+        else:
+            U = ustep.fit(Z, L3, U)
+        curfrac = float((U.max(axis=0) > 0).sum()) / k
+        Z2 = L1 * (C @ xp.asarray(U))
+        if trace:
+            both = (Z2 > 0) & (YBt > 0)
+            ratio = float(_host(xp.median((Z2 / xp.where(both, YBt, 1.0))[both]))) \
+                if bool(both.any()) else math.nan
+    Z = z_update(YBt, B @ B.T, L1, Z2)
+    old = B
+    ZtY = Z.T @ Y
+    ZtZ = Z.T @ Z
+    B = b_update(ZtZ, ZtY, L2)
+    bdiff = float(xp.sum((B - old) ** 2) / xp.sum(B * B))
+    row = None
+    if trace:
+        BBt = B @ B.T
+        err = ysq - 2 * float(xp.sum(ZtY * B)) + float(xp.sum(ZtZ * BBt))
+        ev = _host(xp.linalg.eigvalsh(BBt))
+        n_genes, n_samples = Y.shape
+        row = {"iteration": it, "mse": err / (n_genes * n_samples), "bdiff": bdiff,
+               "b_condition": float(math.sqrt(ev[-1] / ev[0])) if ev[0] > 0 else math.inf,
+               "prior_ratio": ratio, "lvs_with_prior": int((U.max(axis=0) > 0).sum()),
+               "L3": L3 if L3 is not None else math.nan}
+    bdiffs = [*state.bdiffs, bdiff]
+    count = state.count
+    if it > 52 and bdiff > bdiffs[it - 51]:
+        count += 1
+    elif count > 1:
+        count -= 1
+    return PlierState(Z=Z, B=B, U=U, L3=L3, iter_full=iter_full, curfrac=curfrac,
+                      bdiffs=bdiffs, count=count), row
+
+
+def _stop_rule(state: PlierState, it: int, tol: float) -> str | None:
+    """The reference's stop rules after iteration ``it``: Bdiff below ``tol``, or Bdiff not
+    decreasing (more than 5 of the recent iterations above the value 50 earlier)."""
+    if state.bdiffs[-1] < tol:
+        return "converged"
+    if state.count > 5:
+        return "bdiff_not_decreasing"
+    return None
+
+
 class PLIER(BaseEstimator):
     """Pathway-level information extractor.
 
@@ -155,9 +258,43 @@ class PLIER(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, Y: pd.DataFrame, prior: pd.DataFrame) -> PLIER:
         """Fit on ``Y`` (genes × samples, raw or normalized expression; z-scored here) and
-        ``prior`` (genes × pathways, 0/1)."""
+        ``prior`` (genes × pathways, 0/1): :meth:`_prepare` the inputs, :meth:`_initialise`
+        from the SVD, iterate :func:`plier_iteration` until a stop rule holds, then annotate
+        the LVs with the held-out genes (:meth:`_finish`)."""
         self._check_params()
         t0 = time.perf_counter()
+        prep = self._prepare(Y, prior)
+        be = get_backend(self.backend)
+        xp = be.xp
+        k, L1, L2, tol, d, state = self._initialise(prep, be)
+        X = prep.prior if self.mode == "multiplier" else prep.C
+        ustep = UStep(X, prep.C, mode=self.mode, selection=self.pathway_selection,
+                      max_path=int(self.max_path), alpha=float(self.glm_alpha), xp=xp)
+        Ydev = xp.asarray(prep.Y)
+        Cdev = be.operator(prep.C)
+        ysq = float(xp.sum(Ydev * Ydev)) if self.trace else 0.0
+        trace_rows, stop, it = [], "max_iter", 0
+        for it in track(range(1, int(self.max_iter) + 1), "PLIER iterations",
+                        total=int(self.max_iter), enabled=self.progress):
+            state, row = plier_iteration(state, it, Y=Ydev, C=Cdev, ustep=ustep, L1=L1,
+                                         L2=L2, frac=self.frac, mode=self.mode,
+                                         tune_L3=self.L3 is None, trace=self.trace, ysq=ysq)
+            if row is not None:
+                trace_rows.append(row)
+            stop = _stop_rule(state, it, tol)
+            if stop is not None:
+                break
+        stop = stop or "max_iter"
+        self.k_, self.L1_, self.L2_, self.L3_ = k, L1, L2, state.L3
+        self.n_iter_, self.stop_reason_ = it, stop
+        self._finish(prep, be, state, d, trace_rows)
+        self.report_.update({"seconds": time.perf_counter() - t0, "backend": be.name,
+                             "max_cd_sweeps": max(ustep.sweeps, default=0)})
+        return self
+
+    def _prepare(self, Y: pd.DataFrame, prior: pd.DataFrame) -> _Prepared:
+        """Validate and align the inputs: z-score Y per gene, align genes with the prior,
+        zero the pathways below ``min_genes``, hold out the cross-validation genes."""
         Y = _as_frame(Y, "expression data")
         prior = _as_frame(prior, "prior")
         pvals = prior.to_numpy()
@@ -169,10 +306,7 @@ class PLIER(BaseEstimator):
             log.info("multiplier mode: data and prior aligned to %d common genes (the 2018 "
                      "package required pre-aligned inputs)", len(al.Y))
         P0, small = priors.zero_small_pathways(al.prior, self.min_genes)
-        genes, pathways = al.Y.index, list(P0.columns)
-        samples = list(Y.columns)
         Yv = al.Y.to_numpy(np.float64)
-        n_genes, n_samples = Yv.shape
         prior_v = P0.to_numpy(np.float64)
         if self.crossval:
             table = (self.heldout if self.heldout is not None
@@ -181,16 +315,21 @@ class PLIER(BaseEstimator):
         else:
             table = pd.DataFrame(columns=["pathway", "gene"])
             mask = np.zeros(prior_v.shape, bool)
-        C = np.where(mask, 0.0, prior_v)
         self.report_ = {"data_genes": len(Y), "prior_genes": al.n_prior_genes,
-                        "common_genes": n_genes, "samples": n_samples,
-                        "pathways": len(pathways), "small_pathways_zeroed": len(small),
+                        "common_genes": Yv.shape[0], "samples": Yv.shape[1],
+                        "pathways": P0.shape[1], "small_pathways_zeroed": len(small),
                         "constant_genes_dropped": len(dropped)}
+        return _Prepared(Y=Yv, prior=prior_v, C=np.where(mask, 0.0, prior_v), mask=mask,
+                         heldout=table, genes=list(al.Y.index), pathways=list(P0.columns),
+                         samples=list(Y.columns))
 
-        be = get_backend(self.backend)
+    def _initialise(self, prep: _Prepared, be):
+        """k, L1, L2 and the tolerance from the SVD (unless given), and the first Z and B:
+        B from the leading right singular vectors, Z the ridge least squares, clipped at 0.
+        Returns ``(k, L1, L2, tol, singular values, state)``."""
         xp = be.xp
-        # SVD and the defaults derived from it
-        d, V = _svd(Yv, xp, be)
+        n_genes, n_samples = prep.Y.shape
+        d, V = _svd(prep.Y, xp, be)
         k = self.k
         if k is None:
             npc = num_pc(d, self.mode)
@@ -204,9 +343,7 @@ class PLIER(BaseEstimator):
         L2 = float(d[k - 1]) if self.L2 is None else float(self.L2)
         L1 = L2 / 2 if self.L1 is None else float(self.L1)
         tol = DEFAULT_TOL[self.mode] if self.tol is None else float(self.tol)
-
-        Ydev = xp.asarray(Yv)
-        Cdev = be.operator(C)
+        Ydev = xp.asarray(prep.Y)
         B = xp.asarray((V[:, :k] * d[:k]).T.copy())
         Z = (Ydev @ B.T) @ xp.linalg.inv(B @ B.T + L1 * xp.eye(k))
         if self.mode == "current":
@@ -214,92 +351,32 @@ class PLIER(BaseEstimator):
             Z = xp.where(flip[None, :], -Z, Z)
             B = xp.where(flip[:, None], -B, B)
         Z = xp.maximum(Z, 0.0)
+        state = PlierState(Z=Z, B=B, U=np.zeros((len(prep.pathways), k)),
+                           L3=None if self.L3 is None else float(self.L3))
+        return k, L1, L2, tol, d, state
 
-        X = prior_v if self.mode == "multiplier" else C
-        ustep = UStep(X, C, mode=self.mode, selection=self.pathway_selection,
-                      max_path=int(self.max_path), alpha=float(self.glm_alpha), xp=xp)
-        U = np.zeros((len(pathways), k))
-        L3 = None if self.L3 is None else float(self.L3)
-        L3_given = L3 is not None
-        iter_full = ITER_FULL_START
-        curfrac = 0.0
-        bdiffs: list[float] = []
-        count = 0
-        stop = "max_iter"
-        trace_rows = []
-        ysq = float(xp.sum(Ydev * Ydev)) if self.trace else 0.0
-        it = 0
-        for it in track(range(1, int(self.max_iter) + 1), "PLIER iterations",
-                        total=int(self.max_iter), enabled=self.progress):
-            ratio = math.nan
-            YBt = Ydev @ B.T
-            Z2 = None
-            if it >= ITER_FULL_START:
-                if it == iter_full and not L3_given:
-                    if self.mode == "current":
-                        U, L3 = ustep.tune_path(Z, self.frac, U)
-                    else:
-                        Unew, L3, _ = ustep.bisect(Z, self.frac, L3, curfrac, U)
-                        U = ustep.fit(Z, L3, U if Unew is None else Unew)
-                    iter_full += ITER_FULL_START
-                else:
-                    U = ustep.fit(Z, L3, U)
-                curfrac = float((U.max(axis=0) > 0).sum()) / k
-                Z2 = L1 * (Cdev @ xp.asarray(U))
-                if self.trace:
-                    both = (Z2 > 0) & (YBt > 0)
-                    ratio = float(_host(xp.median((Z2 / xp.where(both, YBt, 1.0))[both]))) \
-                        if bool(both.any()) else math.nan
-            Z = z_update(YBt, B @ B.T, L1, Z2)
-            old = B
-            ZtY = Z.T @ Ydev
-            ZtZ = Z.T @ Z
-            B = b_update(ZtZ, ZtY, L2)
-            bdiff = float(xp.sum((B - old) ** 2) / xp.sum(B * B))
-            bdiffs.append(bdiff)
-            if self.trace:
-                BBt = B @ B.T
-                err = ysq - 2 * float(xp.sum(ZtY * B)) + float(xp.sum(ZtZ * BBt))
-                ev = _host(xp.linalg.eigvalsh(BBt))
-                trace_rows.append({
-                    "iteration": it, "mse": err / (n_genes * n_samples), "bdiff": bdiff,
-                    "b_condition": float(math.sqrt(ev[-1] / ev[0])) if ev[0] > 0 else math.inf,
-                    "prior_ratio": ratio, "lvs_with_prior": int((U.max(axis=0) > 0).sum()),
-                    "L3": L3 if L3 is not None else math.nan})
-            if it > 52 and bdiff > bdiffs[it - 51]:
-                count += 1
-            elif count > 1:
-                count -= 1
-            if bdiff < tol:
-                stop = "converged"
-                break
-            if count > 5:
-                stop = "bdiff_not_decreasing"
-                break
-
-        Zh, Bh = be.to_host(Z), be.to_host(B)
-        self.k_, self.L1_, self.L2_, self.L3_ = k, L1, L2, L3
-        self.n_iter_, self.stop_reason_ = it, stop
-        self.genes_, self.pathways_, self.samples_ = list(genes), pathways, samples
-        summary, Uauc, Up = annotate.crossval(Zh, U, prior_v, mask, pathways, self.mode) \
-            if self.crossval else _empty_annotation(U)
+    def _finish(self, prep: _Prepared, be, state: PlierState, d, trace_rows) -> None:
+        """The fitted attributes, with the cross-validation annotation of the LVs."""
+        Zh, Bh, U = be.to_host(state.Z), be.to_host(state.B), state.U
+        k = Zh.shape[1]
+        self.genes_, self.pathways_, self.samples_ = prep.genes, prep.pathways, prep.samples
+        summary, Uauc, Up = (annotate.crossval(Zh, U, prep.prior, prep.mask, prep.pathways,
+                                               self.mode)
+                             if self.crossval else _empty_annotation(U))
         self.summary_ = summary
-        self.lv_names_ = annotate.lv_names(U, Up, summary, pathways,
+        self.lv_names_ = annotate.lv_names(U, Up, summary, prep.pathways,
                                            fallback=self.mode == "current")
         lvs = [f"LV{i}" for i in range(1, k + 1)]
-        gidx = pd.Index(genes, name="gene")
-        pidx = pd.Index(pathways, name="pathway")
+        gidx = pd.Index(prep.genes, name="gene")
+        pidx = pd.Index(prep.pathways, name="pathway")
         self.Z_ = pd.DataFrame(Zh, index=gidx, columns=lvs)
-        self.B_ = pd.DataFrame(Bh, index=pd.Index(lvs, name="lv"), columns=samples)
+        self.B_ = pd.DataFrame(Bh, index=pd.Index(lvs, name="lv"), columns=prep.samples)
         self.U_ = pd.DataFrame(U, index=pidx, columns=lvs)
         self.Uauc_ = pd.DataFrame(Uauc, index=pidx, columns=lvs)
         self.Up_ = pd.DataFrame(Up, index=pidx, columns=lvs)
-        self.heldout_ = table.reset_index(drop=True)
+        self.heldout_ = prep.heldout.reset_index(drop=True)
         self.trace_ = pd.DataFrame(trace_rows) if self.trace else None
         self.singular_values_ = d
-        self.report_.update({"seconds": time.perf_counter() - t0, "backend": be.name,
-                             "max_cd_sweeps": max(ustep.sweeps, default=0)})
-        return self
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self):
