@@ -105,6 +105,14 @@ def test_synthetic_chain_and_gene_corr(tmp_path):
                 "--cutoff_condition_number", "30", "--output", tmp_path / "multi.tsv"])
     assert res.exit_code == 0, res.output
     multi = pd.read_csv(tmp_path / "multi.tsv", sep="\t")
+    from gpu_engine.twas import SMultiXcanTable, SPrediXcanTable
+
+    # the commands' files are what the result classes write, and load back as them
+    loaded = SMultiXcanTable.load(tmp_path / "multi.tsv")
+    assert isinstance(loaded, SMultiXcanTable)
+    pd.testing.assert_frame_equal(pd.DataFrame(loaded), multi)
+    one = SPrediXcanTable.load(sp / f"{tw.tissues[0]}.csv")
+    pd.testing.assert_frame_equal(pd.DataFrame(one), pd.read_csv(sp / f"{tw.tissues[0]}.csv"))
     top = set(multi.loc[multi["status"] == 0].head(len(causal))["gene"])
     tested = set(multi.loc[multi["status"] == 0, "gene"])
     assert len(top & set(causal)) >= 0.6 * len(set(causal) & tested)
@@ -119,7 +127,7 @@ def test_synthetic_chain_and_gene_corr(tmp_path):
     assert R.shape[0] == R.shape[1] > 50 and np.allclose(np.diag(R), 1.0)
     # the folder is what GeneCorrelation.save writes; load gives the object back
     from gpu_engine import results
-    from gpu_engine.twas import GeneCorrelation, SMultiXcanTable, SPrediXcanTable
+    from gpu_engine.twas import GeneCorrelation
 
     gc = results.load(tmp_path / "gc")
     assert isinstance(gc, GeneCorrelation) and gc.params["within_mb"] == 5

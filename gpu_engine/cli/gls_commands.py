@@ -38,26 +38,6 @@ def _read_gene_corr(path: Path):
     return read_gene_corr(path)
 
 
-def _read_traits(path: Path, *, with_counts: bool, name_pattern: str | None, progress: bool):
-    """Traits (genes × traits), covariates (or None) and the S-MultiXcan reading report (None
-    for a matrix): from a folder of S-MultiXcan results, one such file, or a genes × traits
-    matrix."""
-    from ..gls import read_smultixcan
-    from ..gls.inputs import DEFAULT_NAME_PATTERN
-    from ..io import read_matrix, read_table
-
-    pattern = name_pattern or DEFAULT_NAME_PATTERN
-    if path.is_dir() and not any(path.glob("part-*.parquet")):
-        res = read_smultixcan(path, counts=with_counts, name_pattern=pattern,
-                              progress=progress)
-        return res.pvalue, (res.covariates() if with_counts else None), res.report
-    columns = set(read_table(path, what="traits").columns)
-    if {"gene_name", "pvalue"} <= columns:
-        res = read_smultixcan([path], counts=with_counts, name_pattern=pattern)
-        return res.pvalue, (res.covariates() if with_counts else None), res.report
-    return read_matrix(path, what="traits", allow_nan=True, duplicates="first"), None, None
-
-
 def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> None:
     from rich.table import Table
 
@@ -139,7 +119,7 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
           --gene-corr R.parquet --covars all --mode full --out gls_full.parquet
     """
     from ..distributed import describe, get_client
-    from ..gls import associate
+    from ..gls import associate, read_traits
     from ..io import read_table, run_metadata
 
     check_output(out, what="--out")
@@ -153,7 +133,7 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
     try:
         Z = load_lv_model(lv_model, lv_l2, obj).Z
         R = _read_gene_corr(gene_corr)
-        traits, derived, report = _read_traits(traits_path, with_counts=bool(covar_list)
+        traits, derived, report = read_traits(traits_path, with_counts=bool(covar_list)
                                           and covariates is None,
                                           name_pattern=name_pattern, progress=progress)
         cov = read_table(covariates, what="covariates") if covariates else derived

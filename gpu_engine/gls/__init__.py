@@ -13,11 +13,18 @@ reference is ``phenoplier``'s ``gls.GLSPhenoplier`` (statsmodels GLS per pair).
 """
 
 from .association import RESULT_COLUMNS, GLSResults, associate
-from .inputs import COVARIATES, SMultiXcanResults, covariate_matrices, read_smultixcan, trait_values
+from .inputs import (
+    COVARIATES,
+    SMultiXcanResults,
+    covariate_matrices,
+    read_smultixcan,
+    read_traits,
+    trait_values,
+)
 from .model import diagonal_blocks, predictor_columns, prepare
 
 __all__ = ["RESULT_COLUMNS", "GLSResults", "associate", "COVARIATES", "SMultiXcanResults",
-           "covariate_matrices", "read_smultixcan", "trait_values", "diagonal_blocks",
+           "covariate_matrices", "read_smultixcan", "read_traits", "trait_values", "diagonal_blocks",
            "predictor_columns", "prepare", "null_calibration", "qq_plot"]
 
 

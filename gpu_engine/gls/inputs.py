@@ -297,3 +297,29 @@ def covariate_matrices(covariates, covars: Sequence[str], genes: pd.Index,
         raise InputError(f"covariates: infinite {covars[k]} for trait {traits[j]!r}, gene "
                          f"{genes[i]!r}")
     return out
+
+
+def read_traits(path: str | os.PathLike, *, with_counts: bool = False,
+                name_pattern: str | None = None, progress: bool = False):
+    """The traits of a GLS run from whatever the user has, told apart by content: a folder
+    of S-MultiXcan results (one file per trait), one such file (columns ``gene_name`` and
+    ``pvalue``), or a genes × traits matrix of values (a file, or a folder of matrix parts).
+
+    Returns ``(traits genes × traits, covariates or None, reading report or None)``: the
+    covariates (``n``, ``n_indep`` per gene and trait) only from S-MultiXcan input with
+    ``with_counts``; the report (duplicated names, NaN and zero p-values per file) only for
+    S-MultiXcan input. ``name_pattern``: regex with a ``(?P<trait>…)`` group naming traits
+    from file names (default :data:`DEFAULT_NAME_PATTERN`)."""
+    from ..io import read_matrix, read_table
+
+    path = Path(path)
+    pattern = name_pattern or DEFAULT_NAME_PATTERN
+    if path.is_dir() and not any(path.glob("part-*.parquet")):
+        res = read_smultixcan(path, counts=with_counts, name_pattern=pattern,
+                              progress=progress)
+        return res.pvalue, (res.covariates() if with_counts else None), res.report
+    columns = set(read_table(path, what="traits").columns) if path.is_file() else set()
+    if {"gene_name", "pvalue"} <= columns:
+        res = read_smultixcan([path], counts=with_counts, name_pattern=pattern)
+        return res.pvalue, (res.covariates() if with_counts else None), res.report
+    return read_matrix(path, what="traits", allow_nan=True, duplicates="first"), None, None
