@@ -237,7 +237,7 @@ def stage_cluster(ctx: DemoContext) -> list[dict]:
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
-    from .cluster import ClusterEnsemble, ClusterInterpreter, consensus, select
+    from .cluster import ClusterEnsemble, ClusterInterpreter, consensus
 
     w = ctx.world
     Z = w.truth("Z")
@@ -251,10 +251,9 @@ def stage_cluster(ctx: DemoContext) -> list[dict]:
     ens = ClusterEnsemble(families=("kmeans", "gmm", "agglomerative", "dbscan"), k_max=2 * K,
                           n_seeds=2, agglomerative_k_max=2 * K + 2, dbscan_min_samples_max=10,
                           dbscan_n_eps=8, family_size=40, seed=ctx.seed).fit(M)
-    table, parts = consensus(ens.partitions_, k_range=range(2, 2 * K + 1), seed=ctx.seed,
-                             backend=ctx.backend)
-    best = select(table)
-    chosen = parts[table.index.get_loc(best.index[0])]
+    cons = consensus(ens.partitions_, k_range=range(2, 2 * K + 1), seed=ctx.seed,
+                     backend=ctx.backend, objects=ens.objects_)
+    chosen = cons.labels().to_numpy()
     ari = float(adjusted_rand_score(active["cluster"], chosen))
     stumps = ClusterInterpreter(max_features=3, max_explored=30).fit(M, chosen).stumps_
     planted = w.truth("clusters").groupby("cluster")["module"].apply(set).to_dict()
