@@ -22,8 +22,8 @@ import click
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-SCHEDULER_HELP = ("Run the independent pieces on a Dask cluster: 'local' (one process per "
-                  "core), 'local-cuda' (one worker per GPU, dask-cuda) or a scheduler address "
+SCHEDULER_HELP = ("Run {what} on a Dask cluster: 'local' (one process per core), "
+                  "'local-cuda' (one worker per GPU, dask-cuda) or a scheduler address "
                   "(tcp://host:8786). Results are identical to a single-process run.")
 LV_MODEL_HELP = ("The gene-module model: a PLIER model folder (`gpu-engine plier fit`), an LV "
                  "model folder, or a genes × LVs loadings matrix Z (Parquet/TSV; first column "
@@ -153,6 +153,11 @@ def load_lv_model(path: Path, l2: float | None, obj: Obj | None = None):
 
 
 # ----------------------------------------------------------------------------- Dask
+def scheduler_option(what: str):
+    """``--scheduler``: the same choices in every command that partitions its work."""
+    return click.option("--scheduler", default=None, help=SCHEDULER_HELP.format(what=what))
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None):
     """A Dask client for ``--scheduler`` (None without one), closed on the way out."""

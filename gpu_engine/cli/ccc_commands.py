@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj
+from ._common import CONTEXT, Obj, scheduler_option
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -31,8 +31,7 @@ from ._common import progress_enabled as _progress_enabled
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--block-pairs", type=int, default=1_000_000, show_default=True,
               help="Pairs per block (memory and Dask task size).")
-@click.option("--scheduler", default=None,
-              help="Run pair blocks on a Dask cluster: 'local', 'local-cuda' or an address.")
+@scheduler_option("pair blocks")
 @click.option("--overwrite", is_flag=True)
 @click.pass_obj
 def ccc_cmd(obj: Obj, data, features, out, square, k_max, pvalue_perms, seed, block_pairs,

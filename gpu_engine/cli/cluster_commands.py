@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj, check_output, dask_client
+from ._common import CONTEXT, Obj, check_output, dask_client, scheduler_option
 from ._common import backend as _backend
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
@@ -47,8 +47,7 @@ def cluster() -> None:
 @click.option("--family-size", type=int, default=295, show_default=True,
               help="Members kept per family (seeded resampling).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--scheduler", default=None,
-              help="Run members on a Dask cluster: 'local' or a scheduler address.")
+@scheduler_option("the ensemble members")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: partitions.parquet (members × objects, NaN = missing), "
               "members.parquet, report.tsv.")

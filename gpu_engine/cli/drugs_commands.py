@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj, check_output, dask_client, load_lv_model, lv_model_options
+from ._common import (
+    CONTEXT,
+    Obj,
+    check_output,
+    dask_client,
+    load_lv_model,
+    lv_model_options,
+    scheduler_option,
+)
 from ._common import backend as _backend
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
@@ -58,8 +66,7 @@ def drugs() -> None:
               help="Top predictions listed (module space: with their top 5 LVs).")
 @click.option("--batch-traits", type=int, default=4096, show_default=True,
               help="Traits per piece (memory: top-k × batch × drugs floats; Dask task size).")
-@click.option("--scheduler", default=None,
-              help="Run (tissue, trait batch) pieces on a Dask cluster: 'local' or an address.")
+@scheduler_option("(tissue, trait batch) pieces")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: drug_trait.parquet, best_tissue.parquet, drug_disease.parquet, "
               "disease_trait.parquet, top_predictions.tsv, report.json.")

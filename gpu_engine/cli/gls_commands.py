@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj, check_output, load_lv_model, lv_model_options
+from ._common import (
+    CONTEXT,
+    Obj,
+    check_output,
+    load_lv_model,
+    lv_model_options,
+    scheduler_option,
+)
 from ._common import backend as _backend
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
@@ -15,10 +22,6 @@ from ._common import progress_enabled as _progress_enabled
 _COVARS_HELP = ("Gene covariates, comma-separated, or 'all': gene_size (n_indep), "
                 "gene_size_log, gene_density (n_indep / n), gene_density_log (−log density). "
                 "Derived from the S-MultiXcan files' n and n_indep, or read from --covariates.")
-_SCHEDULER_HELP = ("Run trait chunks on a Dask cluster: 'local' (one process per core), "
-                   "'local-cuda' (one worker per GPU, dask-cuda) or a scheduler address "
-                   "(tcp://host:8786). Results are identical to a single-process run.")
-
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
@@ -96,7 +99,7 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--name-pattern", default=None,
               help="Regex with a (?P<trait>…) group taking trait names from file names "
                    "(default strips '-gtex_v8…', '-smultixcan…' and the extension).")
-@click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
+@scheduler_option("trait chunks")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Result table (.parquet with run metadata, or .tsv/.csv[.gz]): lv, trait, "
                    "n, beta, beta_se, t, pvalue_twosided, pvalue_onesided, fdr.")
@@ -190,7 +193,7 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
               default=None,
               help="Table with each gene's n_indep (columns gene or gene_name, n_indep), e.g. "
                    "one S-MultiXcan result of the cohort; for --null-model chi2.")
-@click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
+@scheduler_option("trait chunks")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to create: calibration.tsv (per LV), null_results.parquet, qq.png.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj
+from ._common import CONTEXT, Obj, scheduler_option
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -391,9 +391,7 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
               "eigenvalues (fast) or statsmodels' corr_nearest (the reference's choice).")
 @click.option("--labels", type=click.Choice(["gene", "gene_name"]), default="gene_name",
               show_default=True, help="Label genes by id or symbol (GLS uses symbols).")
-@click.option("--scheduler", default=None,
-              help="Run chromosomes on a Dask cluster: 'local', 'local-cuda' or a scheduler "
-              "address. Results are identical to a single-process run.")
+@scheduler_option("chromosomes")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="A folder (condensed: genes.parquet + pairs.parquet) or a .parquet/.tsv "
               "file (dense genes × genes).")
