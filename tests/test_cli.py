@@ -81,3 +81,26 @@ def test_bench_list_and_unknown(run):
     assert res.exit_code == 0 and "standardize" in res.output
     res = CliRunner().invoke(cli, ["bench", "nonexistent"])
     assert res.exit_code != 0 and "unknown benchmark" in res.output
+
+
+@pytest.mark.parametrize("argv", [
+    ["gls", "--lv-model", "{f}", "--traits", "{f}", "--gene-corr", "{f}", "--out", "{bad}"],
+    ["gls-null", "--lv-model", "{f}", "--gene-corr", "{f}", "--out", "{bad}"],
+    ["plier", "fit", "--expr", "{f}", "--prior", "{f}", "--out", "{bad}"],
+    ["plier", "project", "--lv-model", "{f}", "--data", "{f}", "--out", "{bad}"],
+    ["cluster", "ensemble", "--data", "{f}", "--out", "{bad}"],
+    ["drugs", "score", "--signatures", "{f}", "--twas-z", "{f}", "--out", "{bad}"],
+    ["ccc", "--data", "{f}", "--out", "{bad}"],
+    ["world", "--out", "{bad}"],
+], ids=lambda a: " ".join(a[:2]))
+def test_unwritable_output_fails_before_any_work(tmp_path, argv):
+    # the output's parent is a file: one clean message naming it, before any input is read
+    # (the input here is not even a valid table), and nothing written
+    f = tmp_path / "not_a_table.txt"
+    f.write_text("x")
+    bad = f / "out"
+    res = CliRunner().invoke(cli, ["--backend", "cpu",
+                                   *[a.format(f=f, bad=bad) for a in argv]])
+    assert res.exit_code == 1, res.output
+    assert "is a file" in res.output and "Traceback" not in res.output
+    assert "could not be read" not in res.output and f.read_text() == "x"

@@ -106,19 +106,19 @@ class EngineGroup(click.Group):
 
 
 # ----------------------------------------------------------------------------- outputs
-def check_output(path: Path | None, *, folder: bool = False, overwrite: bool = True,
+def check_output(path: Path | None, *, folder: bool | None = False, overwrite: bool = True,
                  what: str = "output") -> None:
     """Check before any work that ``path`` can be written: its parent is (or can be made) a
-    folder we may write in, it is not a folder where a file is wanted (or the reverse), and
-    it does not exist unless ``overwrite``. Raises ``click.UsageError``-style errors that
+    folder we may write in, it is not a folder where a file is wanted (or the reverse;
+    ``folder=None``: either), and it does not exist unless ``overwrite``. Raises errors that
     name the path and say what to do."""
     if path is None:
         return
     path = Path(path)
     if path.exists():
-        if folder and not path.is_dir():
+        if folder is True and not path.is_dir():
             raise click.BadParameter(f"{path} is a file; {what} must be a folder", param_hint=what)
-        if not folder and path.is_dir():
+        if folder is False and path.is_dir():
             raise click.BadParameter(f"{path} is a folder; {what} must be a file", param_hint=what)
         if not overwrite:
             raise FileExistsError(f"{path} already exists; choose another {what} or pass "

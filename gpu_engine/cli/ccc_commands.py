@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj, scheduler_option
+from ._common import CONTEXT, Obj, check_output, scheduler_option
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -56,9 +56,8 @@ def ccc_cmd(obj: Obj, data, features, out, square, k_max, pvalue_perms, seed, bl
     from ..distributed import get_client
     from ..io import atomic_path, read_matrix, read_table, run_metadata, write_matrix
 
+    check_output(out, folder=None, overwrite=overwrite, what="--out")
     con = _console()
-    if out.exists() and not overwrite:
-        raise click.ClickException(f"{out} already exists; pass --overwrite to replace it")
     be = get_backend(obj.backend)
     t0 = time.perf_counter()
     client = None

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .._version import __version__
-from ._common import CONTEXT, Obj
+from ._common import CONTEXT, Obj, check_output
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -105,6 +105,7 @@ def world(scale: str, seed: int, out: Path, overwrite: bool, check: bool) -> Non
     """
     from ..datasets import check_world, generate_world
 
+    check_output(out, folder=True, overwrite=overwrite, what="--out")
     con = _console()
     t0 = time.perf_counter()
     w = generate_world(out, scale=scale, seed=seed, overwrite=overwrite,

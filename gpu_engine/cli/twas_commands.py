@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj, scheduler_option
+from ._common import CONTEXT, Obj, check_output, scheduler_option
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
@@ -414,8 +414,7 @@ def gene_corr_cmd(obj: Obj, **kw) -> None:
     _logging(kw["verbosity"])
     con = _console(stderr=True)
     out: Path = kw["out"]
-    if out.exists() and not kw["overwrite"]:
-        raise click.ClickException(f"{out} already exists; pass --overwrite to replace it")
+    check_output(out, folder=None, overwrite=kw["overwrite"], what="--out")
     be = _backend(obj)
     progress = _progress_enabled()
     t0 = time.perf_counter()
