@@ -104,3 +104,18 @@ def test_unwritable_output_fails_before_any_work(tmp_path, argv):
     assert res.exit_code == 1, res.output
     assert "is a file" in res.output and "Traceback" not in res.output
     assert "could not be read" not in res.output and f.read_text() == "x"
+
+
+def test_one_overwrite_rule(tmp_path, small_world):
+    # an existing output is refused unless --overwrite, for the commands that used to replace
+    w = small_world
+    out = tmp_path / "gls.tsv"
+    out.write_text("keep me")
+    args = ["--backend", "cpu", "gls", "--lv-model", str(w.path / "truth" / "Z.parquet"),
+            "--traits", str(w.path / "smultixcan"), "--gene-corr",
+            str(w.path / "gene_corr.parquet"), "--lvs", "M0001", "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and "--overwrite" in res.output and out.read_text() == "keep me"
+    res = CliRunner().invoke(cli, [*args, "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert out.read_text() != "keep me"

@@ -32,7 +32,7 @@ from ._common import progress_enabled as _progress_enabled
 @click.option("--block-pairs", type=int, default=1_000_000, show_default=True,
               help="Pairs per block (memory and Dask task size).")
 @scheduler_option("pair blocks")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_obj
 def ccc_cmd(obj: Obj, data, features, out, square, k_max, pvalue_perms, seed, block_pairs,
             scheduler, overwrite) -> None:

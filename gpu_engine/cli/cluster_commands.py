@@ -51,7 +51,7 @@ def cluster() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: partitions.parquet (members × objects, NaN = missing), "
               "members.parquet, report.tsv.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_obj
 def ensemble_cmd(obj: Obj, data, transpose, families, representations, k_max, n_seeds,
                  family_size, seed, scheduler, out, overwrite) -> None:
@@ -94,7 +94,7 @@ def ensemble_cmd(obj: Obj, data, transpose, families, representations, k_max, n_
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: consensus.parquet (method, k, agreement scores), partitions.parquet"
               ", selected.tsv, agreement_by_k.png, coassociation.png.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_obj
 def consensus_cmd(obj: Obj, ens_dir, k_min, k_max, seed, out, overwrite) -> None:
     """Consensus partitions (EAC linkages, spectral on the co-association), their agreement
@@ -136,15 +136,17 @@ def consensus_cmd(obj: Obj, ens_dir, k_min, k_max, seed, out, overwrite) -> None
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Drivers table (.tsv/.parquet); a bar plot of the top drivers is written "
               "beside it (.png).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def interpret_cmd(data, transpose, cons_dir, labels, min_threshold, max_features,
-                  max_explored, out) -> None:
+                  max_explored, out, overwrite) -> None:
     """Which features (LVs) drive each cluster (decision stumps, threshold ≥ 1 SD)."""
     from ..cluster import ClusterInterpreter, Consensus
     from ..io import read_table
 
     if (cons_dir is None) == (labels is None):
         raise click.UsageError("give exactly one of --consensus and --labels")
-    check_output(out, what="--out")
+    check_output(out, overwrite=overwrite, what="--out")
+    check_output(out.with_suffix(".png"), overwrite=overwrite, what="the drivers plot")
     con = _console()
     X = _read_data(data, transpose)
     if cons_dir is not None:

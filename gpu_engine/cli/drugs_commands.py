@@ -70,7 +70,7 @@ def drugs() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: drug_trait.parquet, best_tissue.parquet, drug_disease.parquet, "
               "disease_trait.parquet, top_predictions.tsv, report.json.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_obj
 def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, space, lv_model,
               lv_l2,
@@ -155,7 +155,7 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: metrics.tsv, pairs_<name>.parquet, curves.png.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
     """ROC AUC and average precision of drug–disease predictions on a gold standard, with a
     permutation baseline, ROC and precision–recall curves.

@@ -105,9 +105,10 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
                    "n, beta, beta_se, t, pvalue_twosided, pvalue_onesided, fdr.")
 @click.option("--qq", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a QQ plot (PNG) of all one-sided p-values here.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out (and --qq) file.")
 @click.pass_obj
 def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, mode, predictor,
-        top_fraction, scale, lvs, name_pattern, scheduler, out, qq) -> None:
+        top_fraction, scale, lvs, name_pattern, scheduler, out, qq, overwrite) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For each LV and trait: y = −log10 p (standardized) regressed on the LV's top-gene
@@ -125,8 +126,8 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
     from ..gls import associate, read_traits
     from ..io import read_table, run_metadata
 
-    check_output(out, what="--out")
-    check_output(qq, what="--qq")
+    check_output(out, overwrite=overwrite, what="--out")
+    check_output(qq, overwrite=overwrite, what="--qq")
     con = _console()
     be = _backend(obj)
     covar_list = _covars(covars)

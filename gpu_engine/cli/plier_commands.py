@@ -124,9 +124,10 @@ def _fit_summary(con, m, out: Path) -> None:
               required=True, help="Data to project: genes × columns (samples, traits, drugs).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Output LVs × columns matrix (.parquet, .tsv or .csv).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.pass_obj
 def plier_project(obj: Obj, lv_model, lv_l2, model_dir, z_path, l2, data: Path,
-                  out: Path) -> None:
+                  out: Path, overwrite: bool) -> None:
     """Project new data into LV space (MultiPLIER's GetNewDataB).
 
     Each gene is z-scored across the new data's own columns, so project all columns in
@@ -145,7 +146,7 @@ def plier_project(obj: Obj, lv_model, lv_l2, model_dir, z_path, l2, data: Path,
         raise click.UsageError("give the model once, with --lv-model")
     if lv_l2 is not None and l2 is not None and lv_l2 != l2:
         raise click.UsageError("--lv-l2 and --l2 disagree; give one")
-    check_output(out, what="--out")
+    check_output(out, overwrite=overwrite, what="--out")
     con = _console()
     lv = load_lv_model(given[0], lv_l2 if lv_l2 is not None else l2, obj)
     Y = read_matrix(data, what="data to project")

@@ -100,6 +100,16 @@ def _logging(verbosity: str) -> None:
     logging.getLogger("gpu_engine").setLevel(max(1, level))
 
 
+def _skip_existing(out: Path, what_to_do: str) -> None:
+    """The reference tools' rule for an existing output: skip the run and exit 0. Kept for
+    drop-in scripts, but said as a WARNING on standard error (not only a message), so that a
+    batch log shows which outputs were not recomputed."""
+    logging.getLogger("gpu_engine.cli").warning("%s already exists: skipped, as MetaXcan "
+                                                "does (%s)", out, what_to_do)
+    _console(stderr=True).print(f"[yellow]warning[/yellow]: {out} already exists: skipped, as "
+                                f"MetaXcan does ({what_to_do})")
+
+
 def _run(throw: bool, fn):
 
     if throw:
@@ -185,7 +195,7 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
     con = _console(stderr=True)
     out: Path = kw["output_file"]
     if out.exists() and not kw["overwrite"]:
-        con.print(f"{out} already exists; move it or pass --overwrite")
+        _skip_existing(out, "pass --overwrite (or move it) to run again")
         return
     if kw["gwas_h2"] is not None or kw["gwas_N"] is not None:
         raise click.UsageError("--gwas_h2/--gwas_N (phi calibration) is not supported; run "
@@ -297,7 +307,7 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
     con = _console(stderr=True)
     out: Path = kw["output"]
     if out.exists():
-        con.print(f"{out} already exists; move it or delete it to run again")
+        _skip_existing(out, "move or delete it to run again")
         return
     for flag in ("cutoff_eigen_ratio", "cutoff_threshold", "cutoff_trace_ratio",
                  "regularization"):
@@ -395,7 +405,7 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="A folder (condensed: genes.parquet + pairs.parquet) or a .parquet/.tsv "
               "file (dense genes × genes).")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @_common
 @click.pass_obj
 def gene_corr_cmd(obj: Obj, **kw) -> None:
