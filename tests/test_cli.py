@@ -119,3 +119,25 @@ def test_one_overwrite_rule(tmp_path, small_world):
     res = CliRunner().invoke(cli, [*args, "--overwrite"])
     assert res.exit_code == 0, res.output
     assert out.read_text() != "keep me"
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["plier", "fit", "--expr", "{f}", "--prior", "{f}", "--L1", "-3", "--out", "{o}"], "--L1"),
+    (["plier", "fit", "--expr", "{f}", "--prior", "{f}", "--L2", "-5", "--out", "{o}"], "--L2"),
+    (["plier", "project", "--lv-model", "{f}", "--lv-l2", "-1", "--data", "{f}", "--out",
+      "{o}"], "--lv-l2"),
+    (["drugs", "score", "--signatures", "{f}", "--twas-z", "{f}", "--top-k", "all,abc",
+      "--out", "{o}"], "--top-k"),
+    (["ccc", "--data", "{f}", "--pvalue-perms", "-5", "--out", "{o}"], "--pvalue-perms"),
+    (["gls-null", "--lv-model", "{f}", "--gene-corr", "{f}", "--n-null", "0", "--out", "{o}"],
+     "--n-null"),
+    (["cluster", "ensemble", "--data", "{f}", "--k-max", "1", "--out", "{o}"], "--k-max"),
+    (["gls", "--lv-model", "{f}", "--traits", "{f}", "--gene-corr", "{f}", "--top-fraction",
+      "1.5", "--out", "{o}"], "--top-fraction"),
+], ids=lambda a: a if isinstance(a, str) else " ".join(a[:2]))
+def test_options_are_range_checked_at_parse_time(tmp_path, argv, option):
+    f = tmp_path / "input.txt"
+    f.write_text("x")
+    res = CliRunner().invoke(cli, [a.format(f=f, o=tmp_path / "out") for a in argv])
+    assert res.exit_code == 2 and option in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()

@@ -138,7 +138,7 @@ def check_output(path: Path | None, *, folder: bool | None = False, overwrite: b
 def lv_model_options(required: bool = True, help: str = LV_MODEL_HELP):
     """``--lv-model`` and ``--lv-l2``: the same meaning in every command that takes a model."""
     def decorate(f):
-        f = click.option("--lv-l2", "lv_l2", type=float, default=None, help=LV_L2_HELP)(f)
+        f = click.option("--lv-l2", "lv_l2", type=click.FloatRange(min=0), default=None, help=LV_L2_HELP)(f)
         return click.option("--lv-model", "lv_model", required=required,
                             type=click.Path(exists=True, path_type=Path), default=None,
                             help=help)(f)

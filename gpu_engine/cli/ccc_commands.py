@@ -24,12 +24,12 @@ from ._common import progress_enabled as _progress_enabled
               "feature_j, ccc[, pvalue], k_i, k_j), written block by block, or with "
               "--square a features × features matrix.")
 @click.option("--square", is_flag=True, help="Write the square matrix (diagonal 1) instead.")
-@click.option("--k-max", type=int, default=10, show_default=True,
+@click.option("--k-max", type=click.IntRange(min=2), default=10, show_default=True,
               help="Largest k of the quantile partitions (k = 2 … min(round(√n), this)).")
-@click.option("--pvalue-perms", type=int, default=0, show_default=True,
+@click.option("--pvalue-perms", type=click.IntRange(min=0), default=0, show_default=True,
               help="Permutation p-values with this many permutations (seeded).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--block-pairs", type=int, default=1_000_000, show_default=True,
+@click.option("--block-pairs", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Pairs per block (memory and Dask task size).")
 @scheduler_option("pair blocks")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")

@@ -41,10 +41,10 @@ def cluster() -> None:
 @click.option("--representations", default="z_score,pca", show_default=True,
               help="Comma-separated: z_score, pca (50 components), umap (50 components; "
               "needs umap-learn, or cuML with --backend rapids).")
-@click.option("--k-max", type=int, default=None,
+@click.option("--k-max", type=click.IntRange(min=2), default=None,
               help="Largest k for k-means / spectral / GMM (default round(√n), ≤ 60).")
-@click.option("--n-seeds", type=int, default=5, show_default=True)
-@click.option("--family-size", type=int, default=295, show_default=True,
+@click.option("--n-seeds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--family-size", type=click.IntRange(min=1), default=295, show_default=True,
               help="Members kept per family (seeded resampling).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @scheduler_option("the ensemble members")
@@ -88,8 +88,8 @@ def ensemble_cmd(obj: Obj, data, transpose, families, representations, k_max, n_
 @cluster.command("consensus", context_settings=CONTEXT)
 @click.option("--ensemble", "ens_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), required=True, help="Folder written by `cluster ensemble`.")
-@click.option("--k-min", type=int, default=2, show_default=True)
-@click.option("--k-max", type=int, default=None, help="Default round(√n).")
+@click.option("--k-min", type=click.IntRange(min=2), default=2, show_default=True)
+@click.option("--k-max", type=click.IntRange(min=2), default=None, help="Default round(√n).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder: consensus.parquet (method, k, agreement scores), partitions.parquet"
@@ -131,8 +131,8 @@ def consensus_cmd(obj: Obj, ens_dir, k_min, k_max, seed, out, overwrite) -> None
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Or a table with columns object, cluster.")
 @click.option("--min-threshold", type=float, default=1.0, show_default=True)
-@click.option("--max-features", type=int, default=20, show_default=True)
-@click.option("--max-explored", type=int, default=100, show_default=True)
+@click.option("--max-features", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--max-explored", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Drivers table (.tsv/.parquet); a bar plot of the top drivers is written "
               "beside it (.png).")

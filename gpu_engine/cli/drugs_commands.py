@@ -21,6 +21,23 @@ from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
 
+def _top_k(value: str | None):
+    """``--top-k``: 'all' or positive integers, comma-separated; checked at parse time."""
+    if not value:
+        return None
+    out = []
+    for item in value.split(","):
+        item = item.strip()
+        if item == "all":
+            out.append("all")
+        elif item.isdigit() and int(item) > 0:
+            out.append(int(item))
+        else:
+            raise click.BadParameter(f"{item!r} is not 'all' or a positive integer "
+                                     "(e.g. --top-k all,50,100)", param_hint="--top-k")
+    return tuple(out)
+
+
 @click.group(context_settings=CONTEXT)
 def drugs() -> None:
     """Drug repurposing: drug signatures vs trait signatures, in gene or module space.
@@ -55,16 +72,16 @@ def drugs() -> None:
                   "folder, an LV model folder, or a genes × LVs Z matrix with --lv-l2); "
                   "signatures and z are projected with it (per tissue). Without it, module "
                   "space takes signatures and z already projected.")
-@click.option("--top-k", default=None,
+@click.option("--top-k", default=None, callback=lambda ctx, param, v: _top_k(v),
               help="Comma-separated k values ('all' or integers). Default: all,50,100,250,500 "
               "(gene) or all,5,10,25,50 (module).")
 @click.option("--tissues", default=None, help="Comma-separated subset of tissues.")
 @click.option("--trait-disease", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Table with columns trait, disease: scores per disease are "
               "the maximum over its traits.")
-@click.option("--top", type=int, default=20, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
               help="Top predictions listed (module space: with their top 5 LVs).")
-@click.option("--batch-traits", type=int, default=4096, show_default=True,
+@click.option("--batch-traits", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Traits per piece (memory: top-k × batch × drugs floats; Dask task size).")
 @scheduler_option("(tissue, trait batch) pieces")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -105,9 +122,7 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
     Z = (spredixcan_files(twas_z, spredixcan_pattern, gene_column=gene_column)
          if spredixcan_pattern else tissue_matrices(twas_z))
     model = load_lv_model(lv_model, lv_l2, obj) if lv_model is not None else None
-    ks = None
-    if top_k:
-        ks = tuple(k.strip() if k.strip() == "all" else int(k) for k in top_k.split(","))
+    ks = top_k
     td = read_table(trait_disease, what="trait → disease map") if trait_disease else None
     with dask_client(scheduler) as client:
         s = score(D, Z, space=space, lv_model=model, top_k=ks,
@@ -150,7 +165,7 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
 @click.option("--gold", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="Gold standard: columns drug, disease, label (1 indication, "
               "0 non-indication), e.g. PharmacotherapyDB.")
-@click.option("--permutations", type=int, default=1000, show_default=True,
+@click.option("--permutations", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Label permutations for the baseline.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,

@@ -91,7 +91,8 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--predictor", type=click.Choice(["binary", "continuous"]), default="binary",
               show_default=True, help="binary: 1 for the LV's top genes (the reference); "
                                       "continuous: the standardized loadings.")
-@click.option("--top-fraction", type=float, default=0.01, show_default=True,
+@click.option("--top-fraction", type=click.FloatRange(min=0, max=1, min_open=True),
+              default=0.01, show_default=True,
               help="Fraction of top genes per LV (predictor and sub-matrix block).")
 @click.option("--scale", type=click.Choice(["pvalue", "neglog10p"]), default="pvalue",
               show_default=True, help="What the trait values are (matrix input).")
@@ -176,14 +177,14 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
 @lv_model_options()
 @click.option("--gene-corr", type=click.Path(exists=True, path_type=Path), required=True,
               help="Genes × genes correlation matrix the null traits are drawn from.")
-@click.option("--n-null", type=int, default=1000, show_default=True,
+@click.option("--n-null", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Number of simulated null traits.")
 @click.option("--mode", type=click.Choice(["submatrix", "full"]), default="submatrix",
               show_default=True, help="GLS mode (as in `gpu-engine gls`).")
 @click.option("--predictor", type=click.Choice(["binary", "continuous"]), default="binary",
               show_default=True, help="LV predictor (as in `gpu-engine gls`).")
-@click.option("--top-fraction", type=float, default=0.01, show_default=True,
-              help="Fraction of top genes per LV.")
+@click.option("--top-fraction", type=click.FloatRange(min=0, max=1, min_open=True),
+              default=0.01, show_default=True, help="Fraction of top genes per LV.")
 @click.option("--lvs", default=None, help="Only these LVs (comma-separated names).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--null-model", type=click.Choice(["normal", "chi2"]), default="normal",

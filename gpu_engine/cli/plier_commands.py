@@ -29,22 +29,23 @@ def plier() -> None:
               path_type=Path), required=True, multiple=True,
               help="Prior gene sets: GMT, a long gene,pathway table or a wide 0/1 genes × "
               "pathways matrix. Repeat to merge several priors (by exact gene symbol).")
-@click.option("--k", type=int, default=None,
+@click.option("--k", type=click.IntRange(min=1), default=None,
               help="Number of LVs. Default: the elbow rule (current mode 2·num_pc capped at "
               "0.9·samples; multiplier mode num_pc).")
 @click.option("--mode", type=click.Choice(["current", "multiplier"]), default="current",
               show_default=True, help="Reference semantics: today's R package, or the 2018 "
               "version that trained the MultiPLIER model PhenoPLIER uses.")
-@click.option("--L1", "L1", type=float, default=None, help="Default: L2/2.")
-@click.option("--L2", "L2", type=float, default=None, help="Default: the k-th singular value.")
-@click.option("--L3", "L3", type=float, default=None,
+@click.option("--L1", "L1", type=click.FloatRange(min=0), default=None, help="Default: L2/2.")
+@click.option("--L2", "L2", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Default: the k-th singular value.")
+@click.option("--L3", "L3", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Default: re-tuned every 20 iterations so that --frac of the LVs use a "
               "pathway.")
-@click.option("--frac", type=float, default=0.7, show_default=True)
-@click.option("--max-iter", type=int, default=350, show_default=True)
-@click.option("--max-path", type=int, default=10, show_default=True,
+@click.option("--frac", type=click.FloatRange(min=0, max=1, min_open=True), default=0.7, show_default=True)
+@click.option("--max-iter", type=click.IntRange(min=1), default=350, show_default=True)
+@click.option("--max-path", type=click.IntRange(min=1), default=10, show_default=True,
               help="Candidate pathways per LV in the U step.")
-@click.option("--min-genes", type=int, default=10, show_default=True,
+@click.option("--min-genes", type=click.IntRange(min=0), default=10, show_default=True,
               help="Pathways with fewer genes in the data are zeroed.")
 @click.option("--heldout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Table with columns pathway,gene fixing the "
@@ -118,7 +119,7 @@ def _fit_summary(con, m, out: Path) -> None:
               default=None, hidden=True)
 @click.option("--z", "z_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, hidden=True)
-@click.option("--l2", "l2", type=float, default=None, hidden=True,
+@click.option("--l2", "l2", type=click.FloatRange(min=0), default=None, hidden=True,
               help="Older name of --lv-l2.")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="Data to project: genes × columns (samples, traits, drugs).")

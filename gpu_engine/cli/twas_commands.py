@@ -394,7 +394,7 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
 @_opt("snp_column", default="SNP", show_default=True)
 @click.option("--condition-number", type=float, default=30.0, show_default=True,
               help="Per-gene SVD truncation: keep s ≥ s_max / this.")
-@click.option("--within-mb", type=float, default=None,
+@click.option("--within-mb", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Keep correlations only for genes within this distance (2, 5, 10 Mb).")
 @click.option("--repair", type=click.Choice(["clip", "corr_nearest", "none"]), default="clip",
               show_default=True, help="Make each chromosome block positive definite: clip "
