@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -141,3 +142,45 @@ def test_options_are_range_checked_at_parse_time(tmp_path, argv, option):
     res = CliRunner().invoke(cli, [a.format(f=f, o=tmp_path / "out") for a in argv])
     assert res.exit_code == 2 and option in res.output and "Traceback" not in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_runs_that_would_do_nothing_are_errors(tmp_path, small_world):
+    w = small_world
+    run = lambda *a: CliRunner().invoke(cli, ["--backend", "cpu", *map(str, a)])
+    # gls: a correlation matrix sharing no gene with the model
+    R = w.gene_corr()
+    R.index = R.columns = [f"other{i}" for i in range(len(R))]
+    R.rename_axis("gene").reset_index().to_parquet(tmp_path / "R.parquet")
+    res = run("gls", "--lv-model", w.path / "truth" / "Z.parquet", "--traits",
+              w.path / "smultixcan", "--gene-corr", tmp_path / "R.parquet", "--out",
+              tmp_path / "gls.parquet")
+    assert res.exit_code == 1 and "gene" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "gls.parquet").exists()
+    # cluster interpret: labels for other objects
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(10, 3)),
+                     index=[f"t{i}" for i in range(10)], columns=list("abc"))
+    X.rename_axis("trait").reset_index().to_parquet(tmp_path / "X.parquet")
+    pd.DataFrame({"object": [f"u{i}" for i in range(10)], "cluster": [0, 1] * 5}).to_csv(
+        tmp_path / "labels.tsv", sep="\t", index=False)
+    res = run("cluster", "interpret", "--data", tmp_path / "X.parquet", "--labels",
+              tmp_path / "labels.tsv", "--out", tmp_path / "drivers.tsv")
+    assert res.exit_code == 1 and "none of the 10 objects" in res.output
+    assert not (tmp_path / "drivers.tsv").exists()
+    # drugs score in module space with neither a model nor --projected
+    res = run("drugs", "score", "--space", "module", "--signatures",
+              w.path / "drugs" / "signatures.parquet", "--twas-z", w.path / "spredixcan",
+              "--out", tmp_path / "d")
+    assert res.exit_code == 2 and "--projected" in res.output and not (tmp_path / "d").exists()
+
+
+def test_pvalues_outside_their_domain_are_errors(tmp_path):
+    from gpu_engine.errors import InputError
+    from gpu_engine.twas import GwasColumns, read_gwas_file
+
+    pd.DataFrame({"SNP": ["rs1", "rs2"], "A1": ["A", "C"], "A2": ["G", "T"],
+                  "BETA": [0.1, -0.2], "P": [0.5, 1.7]}).to_csv(tmp_path / "g.tsv", sep="\t",
+                                                                index=False)
+    cols = GwasColumns(snp="SNP", effect_allele="A1", non_effect_allele="A2", beta="BETA",
+                       pvalue="P")
+    with pytest.raises(InputError, match=r"outside \[0, 1\].*1\.7.*row 2"):
+        read_gwas_file(tmp_path / "g.tsv", cols)

@@ -50,7 +50,7 @@ def test_score_and_evaluate_chain(small_world, tmp_path):
     for t in w.tissues:
         write_matrix(m.transform(w.spredixcan(t).astype(float)), tmp_path / "proj" /
                      f"{t}.parquet", label="lv")
-    res = _run("drugs", "score", "--space", "module", "--signatures",
+    res = _run("drugs", "score", "--space", "module", "--projected", "--signatures",
                tmp_path / "drug_lv.parquet", "--twas-z", tmp_path / "proj", "--trait-disease",
                w.path / "trait_disease.tsv", "--top", 5, "--out", tmp_path / "module")
     assert res.exit_code == 0, res.output

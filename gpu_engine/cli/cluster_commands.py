@@ -141,6 +141,7 @@ def interpret_cmd(data, transpose, cons_dir, labels, min_threshold, max_features
                   max_explored, out, overwrite) -> None:
     """Which features (LVs) drive each cluster (decision stumps, threshold ≥ 1 SD)."""
     from ..cluster import ClusterInterpreter, Consensus
+    from ..errors import InputError, preview
     from ..io import read_table
 
     if (cons_dir is None) == (labels is None):
@@ -153,7 +154,17 @@ def interpret_cmd(data, transpose, cons_dir, labels, min_threshold, max_features
         lab = Consensus.load(cons_dir).labels()
     else:
         lab = read_table(labels).astype({"object": str}).set_index("object")["cluster"]
-    lab = lab.reindex([str(o) for o in X.index]).to_numpy()
+    names = [str(o) for o in X.index]
+    lab = lab.reindex(names)
+    if lab.isna().all():
+        src = cons_dir if cons_dir is not None else labels
+        raise InputError(f"{src}: the labels name none of the {len(names):,} objects of "
+                         f"{data} ({preview(names)}); were the labels made from this data "
+                         "(and --transpose given alike)?")
+    if lab.isna().any():
+        _console(stderr=True).print(f"[yellow]warning[/yellow]: {int(lab.isna().sum()):,} "
+                                    "object(s) have no label and are left out")
+    lab = lab.to_numpy()
     it = ClusterInterpreter(min_threshold=min_threshold, max_features=max_features,
                             max_explored=max_explored).fit(X, lab)
     d = it.drivers_

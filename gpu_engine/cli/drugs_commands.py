@@ -72,6 +72,9 @@ def drugs() -> None:
                   "folder, an LV model folder, or a genes × LVs Z matrix with --lv-l2); "
                   "signatures and z are projected with it (per tissue). Without it, module "
                   "space takes signatures and z already projected.")
+@click.option("--projected", is_flag=True,
+              help="Module space without --lv-model: the signatures and the z are already "
+              "projected (LVs × drugs, LVs × traits per tissue).")
 @click.option("--top-k", default=None, callback=lambda ctx, param, v: _top_k(v),
               help="Comma-separated k values ('all' or integers). Default: all,50,100,250,500 "
               "(gene) or all,5,10,25,50 (module).")
@@ -90,7 +93,7 @@ def drugs() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_obj
 def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, space, lv_model,
-              lv_l2,
+              lv_l2, projected,
               top_k, tissues, trait_disease, top, batch_traits, scheduler, out,
               overwrite) -> None:
     """Score every drug against every trait and disease.
@@ -114,6 +117,11 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
 
     if lv_model is not None and space != "module":
         raise click.UsageError("--lv-model is for --space module")
+    if space == "module" and lv_model is None and not projected:
+        raise click.UsageError("--space module needs --lv-model to project the gene-level "
+                               "signatures and z, or --projected when they are already LVs")
+    if projected and (space != "module" or lv_model is not None):
+        raise click.UsageError("--projected is for --space module without --lv-model")
     check_output(out, folder=True, overwrite=overwrite, what="--out")
     con = _console()
     t0 = time.perf_counter()

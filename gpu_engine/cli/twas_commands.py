@@ -83,6 +83,9 @@ def _columns(kw):
 def _read_gwas(kw, snps=None):
     from ..twas import read_gwas
 
+    if kw["gwas_folder"] is not None and kw["gwas_file"] is not None:
+        raise click.UsageError("give --gwas_file or --gwas_folder, not both (the reference "
+                               "would ignore one of them)")
     source = kw["gwas_folder"] or kw["gwas_file"]
     if source is None:
         raise click.UsageError("give --gwas_file, or --gwas_folder (with --gwas_file_pattern)")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..backend import get_backend
 from ..distributed import chunks, map_tasks
+from ..errors import InputError
 from ..results import TableResult, register
 from ..stats import fdr_bh
 from .engine import Ops, run_chunk
@@ -115,6 +116,14 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
                       scale=scale, lvs=lvs)
     stats, n_genes, skipped = compute(problem, be, client=client, progress=progress, ops=ops)
     table = GLSResults.from_frame(result_table(problem, stats, n_genes))
+    if not len(table) or not np.isfinite(table["beta"].to_numpy(np.float64)).any():
+        reasons = sorted({str(s.get("reason")) for s in skipped})
+        raise InputError(
+            "GLS: no LV × trait pair could be tested "
+            f"({len(problem.lv_names)} LV(s) × {len(problem.trait_names)} trait(s)); "
+            + ("; ".join(reasons[:3]) if reasons else "every regression was singular")
+            + ". Check that the LV model, the traits and the gene correlation matrix use the "
+            "same gene identifiers and share genes")
     table.attrs["alignment"] = problem.alignment.to_dict()
     table.attrs["skipped"] = skipped
     table.attrs["missing_genes"] = problem.missing

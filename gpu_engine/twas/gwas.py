@@ -148,6 +148,17 @@ def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
         raise InputError(f"{path}: column {col!r} is not numeric ({exc})") from None
 
 
+def _check_pvalues(pv: np.ndarray, col: str, path: Path) -> None:
+    """p-values outside [0, 1] are an error (NaN is a missing value): they would give a
+    silently wrong z."""
+    bad = np.flatnonzero(np.isfinite(pv) & ((pv < 0) | (pv > 1)))
+    if bad.size:
+        first = int(bad[0])
+        raise InputError(f"{path}: column {col!r} has {bad.size:,} p-value(s) outside [0, 1] "
+                         f"(the first: {pv[first]:g}, data row {first + 1:,}); check the column "
+                         "mapping (--pvalue_column) or fix the file")
+
+
 def read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, *,
                    separator: str | None = None, skip_until_header: str | None = None,
                    input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
@@ -193,6 +204,7 @@ def read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, 
         rep["z_from"] = "zscore"
     elif "pvalue" in stat:
         pv = _numeric(df, stat["pvalue"], p)
+        _check_pvalues(pv, stat["pvalue"], p)
         if beta is not None:
             sign = np.sign(beta)
         elif "beta_sign" in stat:
