@@ -267,3 +267,27 @@ def test_member_is_a_hash_membership():
     got = member(np.array(["a", "b", "c", "a"], dtype=object), ["a", "z"])
     assert got.tolist() == [True, False, False, True]
     assert member([], ["a"]).tolist() == []
+
+
+def test_damaged_inputs_name_the_file(tmp_path, shared):
+    """Truncated gzip and random bytes in the TWAS readers: one InputError naming the file."""
+    import gzip as gz
+
+    from gpu_engine.twas import GwasColumns, read_covariance, read_gwas_file
+
+    good = tmp_path / "g.txt.gz"
+    with gz.open(good, "wt") as fh:
+        fh.write("SNP\tA1\tA2\tZ\n" + "".join(f"rs{i}\tA\tG\t0.{i}\n" for i in range(5000)))
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    junk = tmp_path / "junk.txt"
+    junk.write_bytes(bytes(range(256)) * 40)
+    cols = GwasColumns(zscore="Z")
+    for bad in (cut, junk):
+        with pytest.raises(InputError, match=str(bad.name)):
+            read_gwas_file(bad, cols)
+    cov = next((shared / "metaxcan_data").rglob("*.txt.gz"))
+    cutcov = tmp_path / "cov.txt.gz"
+    cutcov.write_bytes(cov.read_bytes()[: max(200, cov.stat().st_size // 3)])
+    with pytest.raises(InputError, match="cov.txt.gz"):
+        read_covariance(cutcov)

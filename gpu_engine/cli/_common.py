@@ -64,12 +64,16 @@ def backend(obj: Obj):
 def _engine_errors() -> tuple[type[BaseException], ...]:
     from ..errors import GpuEngineError
 
+    # EOFError: a truncated compressed input that a reader did not name (click would print a
+    # bare "Aborted!" for it)
     return (GpuEngineError, FileNotFoundError, FileExistsError, PermissionError,
-            IsADirectoryError, NotADirectoryError)
+            IsADirectoryError, NotADirectoryError, EOFError)
 
 
 def _message(exc: BaseException) -> str:
     text = str(exc)
+    if isinstance(exc, EOFError):
+        return f"an input file ended early ({text}); it is truncated: write or download it again"
     if isinstance(exc, OSError) and text.startswith("[Errno") and exc.strerror:
         # the standard library's "[Errno 13] Permission denied: 'x'": name the path first
         name = str(exc.filename or "")

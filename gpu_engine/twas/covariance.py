@@ -141,7 +141,10 @@ def read_covariance(path: str | os.PathLike, *, genes=None) -> CovarianceBlocks:
     p = Path(path)
     if not p.is_file():
         raise InputFileNotFoundError(f"SNP covariance file {p} does not exist")
-    gene_col, r1, r2, value = _read_columns(p)
+    from ..io.reading import reading
+
+    with reading(p, "SNP covariance file"):
+        gene_col, r1, r2, value = _read_columns(p)
     genc = pc.dictionary_encode(gene_col)
     gcode = genc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     gnames = np.asarray(genc.dictionary.to_pylist(), dtype=object)

@@ -163,7 +163,21 @@ def read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, 
                    separator: str | None = None, skip_until_header: str | None = None,
                    input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
                    snps=None) -> tuple[pd.DataFrame, dict]:
-    """Parse one GWAS file (see the module docstring). Returns the frame and a report."""
+    """Parse one GWAS file (see the module docstring). Returns the frame and a report. A
+    damaged or non-text file is an :class:`InputError` naming it."""
+    from ..io.reading import reading
+
+    with reading(path, "GWAS file"):
+        return _read_gwas_file(path, columns, separator=separator,
+                               skip_until_header=skip_until_header,
+                               input_pvalue_fix=input_pvalue_fix,
+                               keep_non_rsid=keep_non_rsid, snps=snps)
+
+
+def _read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, *,
+                   separator: str | None = None, skip_until_header: str | None = None,
+                   input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
+                   snps=None) -> tuple[pd.DataFrame, dict]:
     p = Path(path)
     if not p.is_file():
         raise InputFileNotFoundError(f"GWAS file {p} does not exist")
