@@ -184,3 +184,25 @@ def test_pvalues_outside_their_domain_are_errors(tmp_path):
                        pvalue="P")
     with pytest.raises(InputError, match=r"outside \[0, 1\].*1\.7.*row 2"):
         read_gwas_file(tmp_path / "g.tsv", cols)
+
+
+def test_interrupt_exits_130_and_leaves_nothing_half_written(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "gpu_engine", "--backend", "cpu", "world",
+                             "--scale", "medium", "--no-check", "--out", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(tmp_path.glob(".w.tmp-*")):
+        time.sleep(0.2)  # until the writer has started
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".w.tmp-*"))

@@ -291,3 +291,21 @@ def test_damaged_inputs_name_the_file(tmp_path, shared):
     cutcov.write_bytes(cov.read_bytes()[: max(200, cov.stat().st_size // 3)])
     with pytest.raises(InputError, match="cov.txt.gz"):
         read_covariance(cutcov)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from gpu_engine.io import atomic_dir
+
+    # a writer killed mid-way leaves .<name>.tmp-<pid>-<id>; the next write of <name> removes it
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(proc.stdout)
+    stale = tmp_path / f".model.tmp-{dead}-deadbeef"
+    stale.mkdir()
+    (stale / "Z.parquet").write_text("half")
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "ok").write_text("done")
+    assert not stale.exists() and (tmp_path / "model" / "ok").read_text() == "done"

@@ -2,6 +2,8 @@
 backend, the output checks made before any work, the LV-model and scheduler options, and the
 one mapping of the engine's errors to a clean message and exit status.
 
+An interrupt (Ctrl-C) exits with status 130 and one line saying what was kept.
+
 Commands raise the engine's own exceptions (:mod:`gpu_engine.errors`, ``FileNotFoundError``,
 ``FileExistsError``, ``PermissionError``…); :class:`EngineGroup` turns them into one line on
 standard error and exit status 1 — never a traceback — so no command carries a copy of that
@@ -47,9 +49,10 @@ def console(stderr: bool = False):
     return Console(stderr=stderr)
 
 
-def progress_enabled() -> bool:
-    """Progress bars only on an interactive terminal (never in logs or CI output)."""
-    return sys.stderr.isatty()
+def progress_enabled() -> bool | str:
+    """A progress bar on an interactive terminal; elsewhere ``"log"``: plain periodic lines
+    on standard error once the work has run 10 s (see :mod:`gpu_engine.progress`)."""
+    return True if sys.stderr.isatty() else "log"
 
 
 def backend(obj: Obj):
@@ -105,6 +108,12 @@ class EngineGroup(click.Group):
             return super().invoke(ctx)
         except click.exceptions.Exit:
             raise
+        except KeyboardInterrupt:
+            # outputs are written under a temporary name and renamed when complete: an
+            # interrupted run leaves the earlier outputs as they were and no partial file
+            click.echo("interrupted: outputs finished before the interrupt are kept; the one "
+                       "being written was not (it appears only when complete)", err=True)
+            raise click.exceptions.Exit(130) from None
         except _engine_errors() as exc:
             raise click.ClickException(_message(exc)) from None
 

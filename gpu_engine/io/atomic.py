@@ -17,6 +17,38 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove the temporaries that writers of ``path`` killed before they finished left
+    beside it (``.<name>.tmp-<pid>-<id>`` of a process that no longer runs). Returns them."""
+    removed = []
+    parent = path.parent
+    if not parent.is_dir():
+        return removed
+    for tmp in parent.glob(f".{path.name}.tmp-*-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 2)[-2])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary file path; on success it replaces ``path``.
@@ -26,6 +58,7 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = _tmp_name(path)
     try:
         yield tmp
@@ -48,6 +81,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False):
         raise FileExistsError(f"{path} already exists; choose another output folder or "
                               "pass overwrite=True (--overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = _tmp_name(path)
     tmp.mkdir()
     try:
