@@ -116,7 +116,7 @@ def test_duplicated_gene_labels(tmp_path, matrix):
     dup = matrix.rename(index={"G3": "G1"})
     p = tmp_path / "dup.parquet"
     io.write_matrix(dup, p)
-    with pytest.raises(InputError, match="duplicated row label.*'G1'.*duplicates='first'"):
+    with pytest.raises(InputError, match="duplicated row label.*'G1'.*make the labels unique"):
         io.read_matrix(p)
     kept = io.read_matrix(p, duplicates="first")
     assert list(kept.index) == ["G0", "G1", "G2", "G4"]

@@ -44,9 +44,12 @@ class Obj:
 
 
 def console(stderr: bool = False):
+    """A rich console; when the stream is not a terminal (a log, a pipe) tables are not cut
+    to 80 columns but laid out 160 wide."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
 
 def progress_enabled() -> bool | str:

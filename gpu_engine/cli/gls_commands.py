@@ -49,6 +49,11 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
     con.print(f"[bold]GLS[/bold]: {len(res):,} LV–trait pairs ({res['lv'].nunique():,} LVs × "
               f"{res['trait'].nunique():,} traits, {n_genes} genes) in {seconds:.1f} s on "
               f"{be.name}; {len(sig):,} significant at FDR < 0.05")
+    al = res.attrs.get("alignment") or {}
+    dropped = {k: v for k, v in (al.get("dropped") or {}).items() if v}
+    if al:
+        con.print(f"genes aligned: {al.get('n_out', 0):,} in common"
+                  + "".join(f"; {v:,} only in {k} (left out)" for k, v in dropped.items()))
     missing = res.attrs.get("missing_genes") or {}
     if missing:
         con.print(f"{len(missing):,} trait(s) lack some genes (NaN; up to "

@@ -220,8 +220,8 @@ def read_matrix(path: str | os.PathLike, *, label_column: str | None = None,
     if df.index.has_duplicates:
         if duplicates == "error":
             dups = df.index[df.index.duplicated()].unique()
-            raise InputError(f"{source}: duplicated row label(s) {preview(dups)}; make labels "
-                             "unique or pass duplicates='first' to keep the first of each")
+            raise InputError(f"{source}: duplicated row label(s) {preview(dups)}; make the "
+                             "labels unique (e.g. keep the first row of each) and run again")
         if duplicates != "first":
             raise ValueError("duplicates must be 'error' or 'first'")
         df, report = dedupe_labels(df, source=source)
