@@ -183,7 +183,7 @@ class Consensus(FolderResult):
         from .plots import agreement_plot, coassociation_plot
 
         write_table(self.selected, folder / "selected.tsv")
-        agreement_plot(self.table, folder / "agreement_by_k.png")
+        agreement_plot(self.table, folder / "agreement_by_k.png", self.selected)
         D = getattr(self, "distance_", None)
         if D is not None:
             coassociation_plot(D, self.labels().to_numpy(), folder / "coassociation.png")

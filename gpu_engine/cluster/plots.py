@@ -17,14 +17,27 @@ def _pyplot():
     return plt
 
 
-def agreement_plot(table: pd.DataFrame, path: str | Path) -> None:
-    """Median weighted ARI with the ensemble against k, one line per consensus method."""
+def agreement_plot(table: pd.DataFrame, path: str | Path,
+                   selected: pd.DataFrame | None = None) -> None:
+    """Median weighted ARI with the ensemble against k, one line per consensus method; the
+    ``selected`` (method, k) rows marked, the best one labelled."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for m, g in table.groupby("method"):
         ax.plot(g["k"], g["ari_median"], marker="o", ms=3, label=m)
-    ax.set_xlabel("k")
+    if selected is not None and len(selected):
+        ax.scatter(selected["k"], selected["ari_median"], s=90, facecolors="none",
+                   edgecolors="black", linewidths=1.2, zorder=3, label="selected")
+        best = selected.iloc[0]
+        ax.annotate(f"best: {best['method']}, k = {int(best['k'])}",
+                    (best["k"], best["ari_median"]), textcoords="offset points",
+                    xytext=(8, -14), fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("k (number of clusters)")
     ax.set_ylabel("median weighted ARI with the ensemble")
+    ax.set_title("agreement of each consensus partition with the ensemble")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -38,9 +51,17 @@ def coassociation_plot(D: np.ndarray, labels: np.ndarray, path: str | Path) -> N
     plt = _pyplot()
     order = np.argsort(labels, kind="stable")
     S = 1 - squareform(np.where(np.isnan(D), 1.0, D))
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(S[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title("co-association, ordered by the selected partition")
+    fig, ax = plt.subplots(figsize=(5.8, 5))
+    im = ax.imshow(S[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1,
+                   interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                 label="fraction of members clustering the pair together")
+    edges = np.flatnonzero(np.diff(np.asarray(labels)[order])) + 0.5
+    for e in edges:  # cluster boundaries of the selected partition
+        ax.axhline(e, color="white", lw=0.6)
+        ax.axvline(e, color="white", lw=0.6)
+    ax.set_title(f"co-association, ordered by the selected partition "
+                 f"({len(edges) + 1} clusters)", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()

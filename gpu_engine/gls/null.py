@@ -232,7 +232,12 @@ def qq_plot(results: pd.DataFrame, path, *, highlight=None, max_highlight: int =
     ax.plot([0, top], [0, top], "k-", lw=0.8)
     ax.set_xlabel("expected −log10 p")
     ax.set_ylabel("observed −log10 p (one-sided)")
-    ax.set_title(title)
+    two = results["pvalue_twosided"].to_numpy() if "pvalue_twosided" in results else None
+    if two is not None and np.isfinite(two).any():
+        chi2 = stats.chi2.isf(np.clip(two[np.isfinite(two)], 1e-300, 1), 1)
+        lam = float(np.median(chi2) / stats.chi2.ppf(0.5, 1))
+        title = f"{title}\nλ_GC = {lam:.3f} (two-sided p, all pairs)"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     with atomic_path(path) as tmp:
