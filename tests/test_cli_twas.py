@@ -167,3 +167,43 @@ def test_bad_input_messages(shared, tmp_path):
 def test_help(cmd):
     res = _run(["twas", cmd, "--help"])
     assert res.exit_code == 0 and "Example" in _text(res)
+
+
+def test_spredixcan_all_tissues_in_one_call(shared, tmp_path):
+    # the 44 real tissues from one call, the GWAS read once: each tissue's file equals the
+    # reference's own output for that tissue
+    mx = shared / "metaxcan_data"
+    argv = [c for c in _metaxcan_commands(mx) if c[1].endswith("SPrediXcan.py")][0][2:]
+    keep = []
+    skip = {"--model_db_path", "--covariance", "--output_file"}
+    it = iter(argv)
+    for a in it:
+        if a in skip:
+            next(it)
+        else:
+            keep.append(a)
+    out = tmp_path / "sp"
+    res = _run(["twas", "spredixcan", "--models_folder", "dbs_3", "--models_name_pattern",
+                r"TW_(.*)_0\.5\.db", "--covariance_pattern", "cov_3/TW_{tissue}.txt.gz",
+                "--output_folder", out, "--output_pattern", "TW_{tissue}.csv", *keep], cwd=mx)
+    assert res.exit_code == 0, res.output
+    assert "GWAS read once" in _text(res)
+    files = sorted(out.glob("TW_*.csv"))
+    assert len(files) == 44
+    for f in files:
+        ref_file = mx / "golden" / "spredixcan" / f.name
+        got = pd.read_csv(f)
+        if not ref_file.exists():  # the empty model
+            assert got.empty
+            continue
+        ref = pd.read_csv(ref_file)
+        assert list(got["gene"]) == list(ref["gene"]), f.name
+        np.testing.assert_allclose(got["zscore"], ref["zscore"], rtol=1e-10, err_msg=f.name)
+    # a second call skips the tissues already written, with a warning
+    res = _run(["twas", "spredixcan", "--models_folder", "dbs_3", "--models_name_pattern",
+                r"TW_(.*)_0\.5\.db", "--covariance_pattern", "cov_3/TW_{tissue}.txt.gz",
+                "--output_folder", out, "--output_pattern", "TW_{tissue}.csv", *keep], cwd=mx)
+    assert res.exit_code == 0 and "44 skipped" in _text(res) and "warning" in _text(res)
+    res = _run(["twas", "spredixcan", "--models_folder", "dbs_3", "--models_name_pattern",
+                r"TW_(.*)_0\.5\.db", "--output_folder", out, *keep], cwd=mx)
+    assert res.exit_code == 2 and "--covariance_pattern" in _text(res)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputFileNotFoundError
 from ._common import CONTEXT, Obj, check_output, scheduler_option
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
@@ -159,13 +160,25 @@ def twas() -> None:
 
 @twas.command("spredixcan", context_settings=CONTEXT)
 @_opt("model_db_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-      required=True, help="PredictDB SQLite model database of one tissue.")
+      default=None, help="PredictDB SQLite model database of one tissue.")
 @_opt("model_db_snp_key", default="rsid", show_default=True,
       help="Weights column identifying variants: rsid or varID.")
-@_opt("covariance", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+@_opt("covariance", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
       help="The tissue's SNP covariance (GENE RSID1 RSID2 VALUE, gz).")
+@_opt("models_folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+      default=None, help="Many tissues in one call (not in MetaXcan): a folder of model "
+      "databases, with --models_name_pattern, --covariance_pattern and --output_folder. The "
+      "GWAS is read once.")
+@_opt("models_name_pattern", default=None,
+      help="Regex whose last group is the tissue name, e.g. 'TW_(.*)_0.5.db'.")
+@_opt("covariance_pattern", default=None,
+      help="Each tissue's covariance file, with {tissue}, e.g. 'cov/TW_{tissue}.txt.gz'.")
+@_opt("output_folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+      help="Folder for the tissues' result CSVs (see --output_pattern).")
+@_opt("output_pattern", default="{tissue}.csv", show_default=True,
+      help="Result file name per tissue, with {tissue}.")
 @_gwas_options
-@_opt("output_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@_opt("output_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
       help="Result CSV (MetaXcan's columns).")
 @_opt("overwrite", is_flag=True, help="Replace an existing output file.")
 @_opt("remove_ens_version", is_flag=True, help="Drop the '.N' version of gene ids.")
@@ -196,6 +209,12 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
     """
     _logging(kw["verbosity"])
     con = _console(stderr=True)
+    if kw["models_folder"] is not None:
+        return _spredixcan_many(obj, kw, con)
+    if kw["model_db_path"] is None or kw["covariance"] is None or kw["output_file"] is None:
+        raise click.UsageError("give --model_db_path, --covariance and --output_file (one "
+                               "tissue), or --models_folder with --models_name_pattern, "
+                               "--covariance_pattern and --output_folder (many)")
     out: Path = kw["output_file"]
     if out.exists() and not kw["overwrite"]:
         _skip_existing(out, "pass --overwrite (or move it) to run again")
@@ -248,6 +267,62 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
         top = res.iloc[0]
         con.print(f"top gene: {top['gene_name']} ({top['gene']}), z = {top['zscore']:.3f}, "
                   f"p = {top['pvalue']:.3g}")
+
+
+def _spredixcan_many(obj: Obj, kw: dict, con) -> None:
+    """S-PrediXcan for every tissue of a model folder: the GWAS is read once (restricted to
+    the union of the models' SNPs), then each tissue as in the one-tissue mode."""
+    from ..twas import read_model_db, spredixcan_tissues, write_spredixcan
+
+    missing = [f"--{k}" for k in ("models_name_pattern", "covariance_pattern", "output_folder")
+               if kw[k] is None]
+    if missing or kw["model_db_path"] is not None or kw["output_file"] is not None:
+        raise click.UsageError("with --models_folder give " + ", ".join(
+            missing or ["--models_name_pattern, --covariance_pattern and --output_folder"])
+            + " (and no --model_db_path / --output_file)")
+    for pat in ("covariance_pattern", "output_pattern"):
+        if "{tissue}" not in kw[pat]:
+            raise click.BadParameter(f"{kw[pat]!r} has no {{tissue}}", param_hint=f"--{pat}")
+    if kw["gwas_h2"] is not None or kw["gwas_N"] is not None:
+        raise click.UsageError("--gwas_h2/--gwas_N (phi calibration) is not supported; run "
+                               "without them")
+    be = _backend(obj)
+    t0 = time.perf_counter()
+    folder: Path = kw["output_folder"]
+    check_output(folder, folder=True, what="--output_folder")
+    from ..twas import model_files
+
+    files = model_files(kw["models_folder"], kw["models_name_pattern"])
+    outs = {t: folder / kw["output_pattern"].format(tissue=t) for t in files}
+    todo = {t: f for t, f in files.items() if kw["overwrite"] or not outs[t].exists()}
+    for t in sorted(set(files) - set(todo)):
+        _skip_existing(outs[t], "pass --overwrite to run it again")
+    covs = {t: Path(kw["covariance_pattern"].format(tissue=t)) for t in todo}
+    absent = [str(c) for c in covs.values() if not c.is_file()]
+    if absent:
+        raise InputFileNotFoundError(f"no covariance file for {len(absent)} tissue(s): "
+                                     f"{', '.join(absent[:3])}; check --covariance_pattern")
+    models = {t: read_model_db(f, snp_key=kw["model_db_snp_key"], tissue=t)
+              for t, f in todo.items()}
+    snps = set().union(*(set(m.weights["snp"]) for m in models.values())) if models else set()
+    t_read = time.perf_counter()
+    gwas = _read_gwas(kw, snps=snps) if models else None
+    t_read = time.perf_counter() - t_read
+    results, report = (spredixcan_tissues(models, covs, gwas, backend=be,
+                                          progress=_progress_enabled())
+                       if models else ({}, None))
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, res in results.items():
+        if kw["remove_ens_version"]:
+            res["gene"] = _strip_version(res["gene"])
+        write_spredixcan(res, outs[t])
+    if kw["report"] and report is not None:
+        report.to_json(kw["report"], orient="records", indent=1)
+    tested = int(report["genes_tested"].sum()) if report is not None else 0
+    con.print(f"S-PrediXcan: {len(results):,} tissue(s) ({len(files) - len(todo):,} skipped, "
+              f"output present), {tested:,} gene–tissue tests; GWAS read once in "
+              f"{t_read:.1f} s; {time.perf_counter() - t0:.1f} s in all on {be.name}; wrote "
+              f"{folder}/")
 
 
 def _tissue_from(name: str, pattern: re.Pattern | None) -> str:
