@@ -41,7 +41,17 @@ def get_client(scheduler: str | None, *, n_workers: int | None = None):
             raise BackendUnavailableError(
                 'dask-cuda is not installed (pip install "gpu-engine[gpu]")') from exc
         return Client(LocalCUDACluster(dashboard_address=":0"))
-    return Client(scheduler)
+    from .errors import InputError
+
+    if "://" not in scheduler and ":" not in scheduler:
+        raise InputError(f"--scheduler {scheduler!r}: give 'local', 'local-cuda' or a "
+                         "scheduler address such as tcp://host:8786")
+    try:
+        return Client(scheduler, timeout=os.environ.get("GPU_ENGINE_SCHEDULER_TIMEOUT", "10s"))
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered ({exc}); "
+                         "check the address and that the scheduler runs, or use "
+                         "--scheduler local") from None
 
 
 def map_tasks(fn: Callable, tasks: Iterable[tuple], *, total: int | None = None,

@@ -56,3 +56,14 @@ def test_local_cuda_needs_dask_cuda():
             get_client("local-cuda")
     else:
         pytest.skip("dask-cuda is installed")
+
+
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    from gpu_engine.distributed import get_client
+    from gpu_engine.errors import InputError
+
+    monkeypatch.setenv("GPU_ENGINE_SCHEDULER_TIMEOUT", "1s")
+    with pytest.raises(InputError, match="no Dask scheduler answered"):
+        get_client("tcp://127.0.0.1:1")
+    with pytest.raises(InputError, match="give 'local'"):
+        get_client("nowhere")
