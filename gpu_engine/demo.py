@@ -315,13 +315,17 @@ STAGES: list[tuple[str, Callable[[DemoContext], list[dict]]]] = [
 
 def run_demo(out: str | Path = "gpu_engine_demo", *, scale: str = "small", seed: int = 0,
              backend: str | None = None, progress: bool = False,
-             on_stage: Callable[[str, float], None] | None = None) -> pd.DataFrame:
-    """Run every stage into ``out``; returns (and writes ``out/summary.tsv``) the summary."""
+             on_stage: Callable[[str, float], None] | None = None,
+             on_start: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Run every stage into ``out``; returns (and writes ``out/summary.tsv``) the summary.
+    ``on_start(name)`` and ``on_stage(name, seconds)`` are called around each stage."""
     ctx = DemoContext(out=Path(out), scale=scale, seed=seed, backend=backend, progress=progress)
     ctx.out.mkdir(parents=True, exist_ok=True)
     be = get_backend(backend)
     rows = []
     for name, stage in STAGES:
+        if on_start:
+            on_start(name)
         t0 = time.perf_counter()
         rows.extend(stage(ctx))
         ctx.timings[name] = time.perf_counter() - t0

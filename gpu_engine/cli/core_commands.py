@@ -171,6 +171,7 @@ def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
     t0 = time.perf_counter()
     summary = run_demo(out, scale=scale, seed=seed, backend=be.name,
                        progress=_progress_enabled(),
+                       on_start=lambda name: con.print(f"  stage {name} …"),
                        on_stage=lambda name, s: con.print(f"  stage {name}: {s:.1f} s"))
     _print_checks(con, summary)
     n_ok = int(summary["ok"].sum())

@@ -133,8 +133,9 @@ def _report_table(title: str, rows: dict):
     t = Table(title=title)
     t.add_column("item")
     t.add_column("count", justify="right")
+    labels = {"non_finite_z": "NaN/inf z (dropped)"}
     for k, v in rows.items():
-        t.add_row(k.replace("_", " "), f"{v:,}" if isinstance(v, int) else str(v))
+        t.add_row(labels.get(k, k.replace("_", " ")), f"{v:,}" if isinstance(v, int) else str(v))
     return t
 
 
@@ -257,7 +258,8 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
                   f"empty result to {out}[/]")
         return
     rows = {k: rep[k] for k in ("model_snps", "in_gwas", "kept", "flipped", "allele_mismatch",
-                                "duplicated", "missing_from_gwas") if k in rep}
+                                "duplicated", "missing_from_gwas", "non_finite_z")
+            if k in rep}
     con.print(_report_table("GWAS harmonization (model SNPs)", rows))
     sig = int((res["pvalue"] < 0.05 / max(len(res), 1)).sum())
     con.print(f"S-PrediXcan: {rep['genes_tested']:,} of {rep['genes_in_model']:,} genes tested "
