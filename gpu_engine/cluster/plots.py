@@ -69,20 +69,31 @@ def coassociation_plot(D: np.ndarray, labels: np.ndarray, path: str | Path) -> N
     plt.close(fig)
 
 
+def _short(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def driver_plot(drivers: pd.DataFrame, path: str | Path, *, top: int = 5) -> None:
-    """Per cluster, the stump thresholds (SD) of its ``top`` first driving features."""
+    """Per cluster (with its size), the ``top`` first driving features by importance (the
+    stump's Gini impurity decrease) on one common scale, each labelled with its threshold."""
     groups = list(drivers.groupby("cluster"))
     if not groups:
         return
     plt = _pyplot()
-    fig, axes = plt.subplots(len(groups), 1, figsize=(6, 1.6 * len(groups) + 0.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6.5, 1.6 * len(groups) + 0.7),
+                             squeeze=False, sharex=True)
     for ax, (c, g) in zip(axes[:, 0], groups):
         g = g.head(top)
-        ax.barh(g["feature"].astype(str)[::-1], g["threshold"][::-1])
-        ax.set_title(f"cluster {c}", fontsize=8)
+        y = [_short(str(f)) for f in g["feature"]][::-1]
+        bars = ax.barh(y, g["impurity_decrease"][::-1])
+        for b, thr in zip(bars, g["threshold"][::-1]):
+            ax.annotate(f"≥ {thr:.1f} SD", (b.get_width(), b.get_y() + b.get_height() / 2),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=6)
+        size = int(g["cluster_size"].iloc[0]) if "cluster_size" in g else None
+        ax.set_title(f"cluster {c}" + (f" ({size} objects)" if size is not None else ""),
+                     fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[-1, 0].set_xlabel("stump threshold (SD)")
+    axes[-1, 0].set_xlabel("importance (Gini impurity decrease of the stump)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
