@@ -302,3 +302,15 @@ def test_spredixcan_and_smultixcan_on_gpu(mx, models):
     c = smultixcan(models, cov, sp, condition_number=30)
     d = smultixcan(models, cov, sp, condition_number=30, backend="gpu")
     np.testing.assert_allclose(c["pvalue"].astype(float), d["pvalue"].astype(float), rtol=1e-10)
+
+
+def test_n_snps_in_cov_counts_only_snps_with_values(tmp_path):
+    from gpu_engine.twas import read_covariance
+
+    f = tmp_path / "cov.txt"
+    f.write_text("GENE RSID1 RSID2 VALUE\n"
+                 "g1 rs1 rs1 1.0\ng1 rs1 rs2 0.5\ng1 rs2 rs2 1.0\n"
+                 "g1 rs3 rs3 NA\n"          # rs3: in the file, not in the matrix
+                 "g2 rs4 rs4 2.0\n")
+    cov = read_covariance(f)
+    assert dict(zip(cov.genes, cov.n_in_cov)) == {"g1": 2, "g2": 1}

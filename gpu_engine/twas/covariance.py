@@ -37,7 +37,8 @@ class CovarianceBlocks:
     - ``values`` (Σn²,): block g (n_g × n_g, row-major, both triangles) at ``cov_off[g]``;
       pairs absent from the file (or ``NA``) are 0;
     - ``has_diag`` (Σn,): whether the SNP's variance was given (a SNP without it is unusable);
-    - ``n_in_cov`` (G,): distinct RSID1 values of each block (MetaXcan's ``n_snps_in_cov``).
+    - ``n_in_cov`` (G,): distinct RSID1 values of each block with a value (not NA) —
+      MetaXcan's ``n_snps_in_cov``, which counts only SNPs present in the matrix.
     """
 
     genes: np.ndarray
@@ -195,7 +196,9 @@ def read_covariance(path: str | os.PathLike, *, genes=None) -> CovarianceBlocks:
     has_diag = np.zeros(keys.size, bool)
     diag = ok & (s1 == s2)
     has_diag[inv[:nrow][diag]] = True
-    rs1 = np.unique(k1)
+    # MetaXcan's n_snps_in_cov: SNPs present in the matrix, i.e. rows with a value (a SNP
+    # whose entries are all NA is not in it)
+    rs1 = np.unique(k1[ok])
     n_in_cov = np.bincount(rs1 // S, minlength=G).astype(np.int64)
     return CovarianceBlocks(genes=gnames, snps=snames[keys % S], snp_off=snp_off,
                             values=values, cov_off=cov_off[:-1], has_diag=has_diag,
