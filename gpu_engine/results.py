@@ -129,18 +129,27 @@ class TableResult(pd.DataFrame):
         return out
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
-        """Write the table to ``path`` (``.parquet`` with metadata, or a text table)."""
+        """Write the table to ``path``: ``.parquet`` with the kind and ``attrs`` in its
+        metadata, anything else as text by :meth:`_write_text`."""
         from .io import write_table
-        from .io.tables import table_format
 
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; choose another output file or pass "
                                   "overwrite=True (--overwrite)")
-        fmt = table_format(path)[0]
-        meta = ({**_jsonable(dict(self.attrs)), "result_kind": self.kind}
-                if fmt == "parquet" else None)
-        return write_table(pd.DataFrame(self, copy=False), path, metadata=meta)
+        frame = pd.DataFrame(self, copy=False)
+        if path.suffix.lower() in (".parquet", ".pq"):
+            meta = {**_jsonable(dict(self.attrs)), "result_kind": self.kind}
+            return write_table(frame, path, metadata=meta)
+        self._write_text(frame, path)
+        return path
+
+    def _write_text(self, frame: pd.DataFrame, path: Path) -> None:
+        """A text table (format from the suffix: ``.tsv``, ``.csv``, ``.gz`` …), atomically.
+        Subclasses that must write a reference tool's exact format override this."""
+        from .io import write_table
+
+        write_table(frame, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike):

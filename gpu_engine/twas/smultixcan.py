@@ -48,19 +48,11 @@ class SMultiXcanTable(TableResult):
 
     kind = "smultixcan"
 
-    def save(self, path, *, overwrite: bool = True):
-        from pathlib import Path
-
+    def _write_text(self, frame, path) -> None:
         from ..io import atomic_path
 
-        path = Path(path)
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return super().save(path, overwrite=overwrite)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True")
-        with atomic_path(path) as tmp:
-            pd.DataFrame(self).to_csv(tmp, sep="\t", index=False, na_rep="NA")
-        return path
+        with atomic_path(path) as tmp:  # tab-separated whatever the name, as the reference
+            frame.to_csv(tmp, sep="\t", index=False, na_rep="NA")
 
 
 def _zscores(spredixcan: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -39,22 +39,14 @@ class SPrediXcanTable(TableResult):
 
     kind = "spredixcan"
 
-    def save(self, path, *, overwrite: bool = True):
-        from pathlib import Path
-
+    def _write_text(self, frame, path) -> None:
         from ..io import atomic_path
 
-        path = Path(path)
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return super().save(path, overwrite=overwrite)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists; pass overwrite=True")
-        out = pd.DataFrame(self).copy()
+        out = frame.copy()
         for c in ("n_snps_used", "n_snps_in_cov", "n_snps_in_model"):
             out[c] = out[c].astype("Int64")
         with atomic_path(path) as tmp:  # CSV whatever the name, as the reference writes
             out.to_csv(tmp, index=False, na_rep="NA")
-        return path
 
 
 def empty_result() -> pd.DataFrame:
