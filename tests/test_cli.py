@@ -99,7 +99,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path, argv):
     # (the input here is not even a valid table), and nothing written
     f = tmp_path / "not_a_table.txt"
     f.write_text("x")
-    bad = f / "out"
+    bad = f / "out.parquet"
     res = CliRunner().invoke(cli, ["--backend", "cpu",
                                    *[a.format(f=f, bad=bad) for a in argv]])
     assert res.exit_code == 1, res.output

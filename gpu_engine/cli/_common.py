@@ -123,14 +123,19 @@ class EngineGroup(click.Group):
 
 # ----------------------------------------------------------------------------- outputs
 def check_output(path: Path | None, *, folder: bool | None = False, overwrite: bool = True,
-                 what: str = "output") -> None:
+                 what: str = "output", table: bool = False) -> None:
     """Check before any work that ``path`` can be written: its parent is (or can be made) a
     folder we may write in, it is not a folder where a file is wanted (or the reverse;
-    ``folder=None``: either), and it does not exist unless ``overwrite``. Raises errors that
-    name the path and say what to do."""
+    ``folder=None``: either), it does not exist unless ``overwrite``, and (``table``) its
+    name says a table format the writer knows. Raises errors that name the path and say
+    what to do."""
     if path is None:
         return
     path = Path(path)
+    if table and folder is False:
+        from ..io.tables import table_format
+
+        table_format(path)
     if path.exists():
         if folder is True and not path.is_dir():
             raise click.BadParameter(f"{path} is a file; {what} must be a folder", param_hint=what)

@@ -146,7 +146,7 @@ def interpret_cmd(data, transpose, cons_dir, labels, min_threshold, max_features
 
     if (cons_dir is None) == (labels is None):
         raise click.UsageError("give exactly one of --consensus and --labels")
-    check_output(out, overwrite=overwrite, what="--out")
+    check_output(out, overwrite=overwrite, what="--out", table=True)
     check_output(out.with_suffix(".png"), overwrite=overwrite, what="the drivers plot")
     con = _console()
     X = _read_data(data, transpose)

@@ -132,7 +132,7 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
     from ..gls import associate, read_traits
     from ..io import read_table, run_metadata
 
-    check_output(out, overwrite=overwrite, what="--out")
+    check_output(out, overwrite=overwrite, what="--out", table=True)
     check_output(qq, overwrite=overwrite, what="--qq")
     con = _console()
     be = _backend(obj)

@@ -147,7 +147,7 @@ def plier_project(obj: Obj, lv_model, lv_l2, model_dir, z_path, l2, data: Path,
         raise click.UsageError("give the model once, with --lv-model")
     if lv_l2 is not None and l2 is not None and lv_l2 != l2:
         raise click.UsageError("--lv-l2 and --l2 disagree; give one")
-    check_output(out, overwrite=overwrite, what="--out")
+    check_output(out, overwrite=overwrite, what="--out", table=True)
     con = _console()
     lv = load_lv_model(given[0], lv_l2 if lv_l2 is not None else l2, obj)
     Y = read_matrix(data, what="data to project")

@@ -114,6 +114,19 @@ def _skip_existing(out: Path, what_to_do: str) -> None:
                                 f"MetaXcan does ({what_to_do})")
 
 
+def _require_overlap(report: dict, kw: dict) -> None:
+    """No model SNP in the GWAS is an error, not a file of NA rows: the usual cause is a
+    mismatch of SNP ids (rsid vs chr_pos_ref_alt) or the wrong --snp_column."""
+    if report.get("in_gwas", 1) == 0:
+        from ..errors import InputError
+
+        gwas = kw.get("gwas_file") or kw.get("gwas_folder")
+        raise InputError(f"{gwas}: none of the models' {report.get('model_snps', 0):,} SNPs is "
+                         f"in the GWAS (SNP column {kw.get('snp_column')!r}); check that the "
+                         "GWAS and the models use the same SNP ids (rsid or varID: "
+                         "--model_db_snp_key) and the --snp_column")
+
+
 def _run(throw: bool, fn):
 
     if throw:
@@ -217,6 +230,7 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
                                "tissue), or --models_folder with --models_name_pattern, "
                                "--covariance_pattern and --output_folder (many)")
     out: Path = kw["output_file"]
+    check_output(out, what="--output_file")
     if out.exists() and not kw["overwrite"]:
         _skip_existing(out, "pass --overwrite (or move it) to run again")
         return
@@ -242,6 +256,7 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
         gwas = _read_gwas(kw, snps=set(model.weights["snp"]))
         cov = read_covariance(kw["covariance"], genes=model.genes)
         res, rep = spredixcan(model, cov, gwas, backend=be)
+        _require_overlap(rep, kw)
         if kw["remove_ens_version"]:
             res["gene"] = _strip_version(res["gene"])
         write_spredixcan(res, out)
@@ -313,6 +328,8 @@ def _spredixcan_many(obj: Obj, kw: dict, con) -> None:
     results, report = (spredixcan_tissues(models, covs, gwas, backend=be,
                                           progress=_progress_enabled())
                        if models else ({}, None))
+    if report is not None and "in_gwas" in report and report["in_gwas"].fillna(0).sum() == 0:
+        _require_overlap({"in_gwas": 0, "model_snps": int(report["model_snps"].sum())}, kw)
     folder.mkdir(parents=True, exist_ok=True)
     for t, res in results.items():
         if kw["remove_ens_version"]:
@@ -386,6 +403,7 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
     _logging(kw["verbosity"])
     con = _console(stderr=True)
     out: Path = kw["output"]
+    check_output(out, what="--output")
     if out.exists():
         _skip_existing(out, "move or delete it to run again")
         return
@@ -519,6 +537,8 @@ def gene_corr_cmd(obj: Obj, **kw) -> None:
         if kw["gwas_snps"]:
             snps = _gwas_snp_ids(kw["gwas_snps"], kw["snp_column"])
         genes = read_table(kw["genes_path"], what="gene table") if kw["genes_path"] else None
+        if genes is not None:
+            genes.attrs["source"] = f"gene table {kw['genes_path']}"
         cov = read_covariance(kw["snp_covariance"])
         from ..distributed import get_client
 

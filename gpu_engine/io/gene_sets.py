@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..errors import InputError, InputFileNotFoundError, preview
 from .atomic import atomic_path
+from .reading import reading
 from .tables import read_matrix, read_table
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def read_gmt(path: str | os.PathLike) -> GeneSets:
         raise InputFileNotFoundError(f"gene-set file not found: {path} (check the path)")
     sets: GeneSets = {}
     repeated = 0
-    with _open_text(path) as fh:
+    with reading(path, "gene-set file"), _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.rstrip("\r\n")
             if not line.strip():

@@ -162,15 +162,16 @@ def _gene_table(genes_in: list[str], names: pd.Series, genes: pd.DataFrame | Non
     out = pd.DataFrame({"gene": genes_in})
     out["gene_name"] = names.reindex(genes_in).to_numpy()
     if genes is not None:
+        src = genes.attrs.get("source", "gene table")
         need = {"gene", "chromosome"}
         if not need <= set(genes.columns):
-            raise InputError(f"gene table: needs columns 'gene', 'chromosome' (and 'start', "
+            raise InputError(f"{src}: needs columns 'gene', 'chromosome' (and 'start', "
                              f"'end' for the distance filter); found {preview(genes.columns)}")
         g = genes.drop_duplicates("gene").set_index("gene")
         key = out["gene"].where(out["gene"].isin(g.index), out["gene_name"])
         if not key.isin(g.index).all():
             missing = out.loc[~key.isin(g.index), "gene"]
-            raise InputError(f"gene table: no row for {len(missing)} gene(s) with models, e.g. "
+            raise InputError(f"{src}: no row for {len(missing)} gene(s) with models, e.g. "
                              f"{preview(missing)}; add them (by id or symbol)")
         for c in ("chromosome", "start", "end"):
             out[c] = g[c].reindex(key).to_numpy() if c in g else np.nan
