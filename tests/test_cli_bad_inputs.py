@@ -89,6 +89,7 @@ def _clean_failure(res, *names: str):
     assert res.exit_code != 0, text
     assert "Traceback" not in text and res.exc_info[0] is SystemExit, text
     assert any(n in text for n in names), f"none of {names} named in:\n{text}"
+    assert "np.float" not in text and "np.int" not in text, text  # no NumPy reprs
 
 
 @pytest.fixture(scope="module")

@@ -227,3 +227,22 @@ def test_dask_client_gives_the_local_result():
                       dashboard_address=None) as lc, Client(lc) as client:
         dist = score(D, Z, top_k=("all", 3), batch_traits=4, client=client)
     pd.testing.assert_frame_equal(local.drug_trait, dist.drug_trait)
+
+
+def test_top_prediction_ties_are_broken_by_the_raw_score():
+    # every trait has a drug at the top rank; those tied pairs are ordered by −Dᵀz
+    from gpu_engine.drugs import score, top_predictions
+
+    rng = np.random.default_rng(3)
+    genes = [f"g{i}" for i in range(30)]
+    D = pd.DataFrame(rng.normal(size=(30, 4)), index=genes, columns=[f"d{j}" for j in range(4)])
+    z = pd.DataFrame(rng.normal(size=(30, 3)) * [1, 3, 10], index=genes,
+                     columns=["t0", "t1", "t2"])
+    s = score(D, z, top_k=("all",), backend="cpu")
+    raw = -(D.T @ z)  # drugs × traits
+    np.testing.assert_allclose(s.drug_trait_raw.to_numpy(), raw.to_numpy(), rtol=1e-12)
+    top = top_predictions(s, n=3)
+    assert (top["score"] == 4).all()  # three tied at the top rank
+    expected = sorted(((raw[t].max(), raw[t].idxmax(), t) for t in z.columns), reverse=True)
+    assert list(zip(top["drug"], top["trait"])) == [(d, t) for _, d, t in expected]
+    assert top["raw_score"].is_monotonic_decreasing

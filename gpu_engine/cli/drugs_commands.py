@@ -157,11 +157,13 @@ def score_cmd(obj: Obj, signatures, twas_z, spredixcan_pattern, gene_column, spa
             con.print(f"  {key}: {v if not isinstance(v, list) else f'{len(v)} ({v[:5]})'}")
     from rich.table import Table
 
-    t = Table(title=f"top {len(best)} predictions")
+    t = Table(title=f"top {len(best)} predictions",
+              caption="score: mean rank over k (max over tissues); equal scores ordered by "
+                      "raw_score, the mean raw score −Dᵀz in the best tissue")
     for c in best.columns:
         t.add_column(str(c))
     for r in best.itertuples(index=False):
-        t.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r])
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r])
     con.print(t)
     con.print(f"written to {out}/")
 

@@ -48,6 +48,8 @@ class DrugScores(FolderResult):
     ``drug_disease``: drugs × diseases (max over each disease's traits) or None without a map;
     ``disease_trait``: drugs × diseases, the trait giving that maximum (or None);
     ``drug_features``: in module space the projected signatures L̂ (LVs × drugs) used;
+    ``drug_trait_raw``: drugs × traits, the mean over k of the raw scores S_{t,k} in the best
+    tissue (ranks tie often: this breaks the ties of the top predictions);
     ``report``: counts of genes / LVs used, values set to 0, dropped drugs and traits;
     ``top``: the strongest predictions (:func:`top_predictions`), when computed.
 
@@ -66,13 +68,14 @@ class DrugScores(FolderResult):
     drug_features: pd.DataFrame | None = None
     report: dict = field(default_factory=dict)
     top: pd.DataFrame | None = None
+    drug_trait_raw: pd.DataFrame | None = None
 
     kind = "drug_scores"
     _TABLES = ("drug_trait", "best_tissue", "drug_disease", "disease_trait", "drug_features",
-               "top")
+               "top", "drug_trait_raw")
     _FILES = {"drug_features": "drug_lv", "top": "top_predictions"}
     _INDEX_LABELS = {"drug_trait": "drug", "best_tissue": "drug", "drug_disease": "drug",
-                     "disease_trait": "drug", "drug_features": "lv"}
+                     "disease_trait": "drug", "drug_features": "lv", "drug_trait_raw": "drug"}
 
     def _write_extras(self, folder) -> None:
         import json
@@ -176,9 +179,11 @@ def raw_scores(D: np.ndarray, Zt: np.ndarray, top_k, *, backend: Backend | str |
     return res if on_device else [be.to_host(s) for s in res]
 
 
-def _batch_ranks(Zt, D, top_k, backend, ws: dict | None = None) -> np.ndarray:
-    """Mean over k of the within-trait ranks of the drugs: traits × drugs (in ``ws``'s
-    buffer when given)."""
+def _batch_ranks(Zt, D, top_k, backend, ws: dict | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over k of the within-trait ranks of the drugs, and mean over k of the raw scores
+    S_{t,k} (the tie-break of :func:`top_predictions`): two traits × drugs arrays (the first
+    in ``ws``'s buffer when given)."""
     from ..kernels import ranks as kr
     from ..kernels import registry
 
@@ -187,15 +192,20 @@ def _batch_ranks(Zt, D, top_k, backend, ws: dict | None = None) -> np.ndarray:
     S = raw_scores(D, Zt, top_k, backend=be, ws=ws, on_device=True)
     if registry.implementation(be) == "cuda":
         R = be.xp.zeros(S[0].shape)
+        raw = be.xp.zeros(S[0].shape)
         for s in S:
             R += registry.call("row_ranks", be, s)
-        return be.to_host(R / len(S))
+            raw += s
+        return be.to_host(R / len(S)), be.to_host(raw / len(S))
     R = _buffer(ws, "ranks", S[0].shape)
     R[:] = 0.0
+    raw = np.zeros(S[0].shape)
     for s in S:
         kr.row_ranks_cpu(s, out=R, add=True)
+        raw += s
     R /= len(S)
-    return R
+    raw /= len(S)
+    return R, raw
 
 
 def _clean(frame: pd.DataFrame, what: str, axis_name: str, report: dict, *,
@@ -333,6 +343,7 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
         if traits is None:
             traits = list(z.columns)
             rank = np.full((len(traits), len(drugs)), -np.inf)
+            raw = np.zeros((len(traits), len(drugs)))
             best = np.zeros((len(traits), len(drugs)), np.int16)
         Zt, rows_D = _tissue_matrix(z, tissue, D_index, traits, space, report, ws)
         per_tissue.append({"tissue": tissue, "features_used": len(rows_D),
@@ -347,9 +358,10 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
             res = map_tasks(_batch_ranks, [(Zt[b],) for b in batches],
                             shared={"D": Dm, "top_k": top_k, "backend": be.name},
                             client=client)
-        for b, R in zip(batches, res):
+        for b, (R, S) in zip(batches, res):
             better = R > rank[b]
             np.copyto(rank[b], R, where=better)
+            np.copyto(raw[b], S, where=better)
             best[b][better] = ti
     report["per_tissue"] = per_tissue
     report["drugs"], report["traits"] = len(drugs), len(traits)
@@ -358,7 +370,9 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
     best_tissue = pd.DataFrame(np.asarray(tissues, dtype=object)[best.T], index=drug_trait.index,
                                columns=drug_trait.columns)
     out = DrugScores(space, top_k, tissues, drug_trait, best_tissue, report=report,
-                     drug_features=D if space == "module" else None)
+                     drug_features=D if space == "module" else None,
+                     drug_trait_raw=pd.DataFrame(raw.T, index=drug_trait.index,
+                                                 columns=drug_trait.columns))
     if trait_disease is not None:
         out.drug_disease, out.disease_trait = to_diseases(drug_trait, trait_disease, report)
     return out
@@ -460,14 +474,28 @@ def top_predictions(scores: DrugScores, trait_signatures=None, *, n: int = 20, l
     """The ``n`` strongest drug–disease (or drug–trait, without a disease map) predictions:
     ``drug, disease|trait, score, [trait,] tissue`` and, in module space with the trait
     signatures at hand, ``top_lvs``: the ``n_lvs`` LVs contributing most (see
-    :func:`explain`), as ``"LV (contribution)"`` text. Ties keep the first-listed pair."""
+    :func:`explain`), as ``"LV (contribution)"`` text.
+
+    Ties: ranks tie often (every trait has a drug at the top rank), so pairs with equal
+    score are ordered by ``raw_score``, the mean over k of the raw score S_{t,k} of the
+    pair's trait in its best tissue (larger first), then by the order listed."""
     target = scores.drug_disease if scores.drug_disease is not None else scores.drug_trait
     kind = "disease" if scores.drug_disease is not None else "trait"
-    best = (target.stack().rename("score").reset_index()
-            .sort_values("score", ascending=False, kind="stable").head(n))
+    best = target.stack().rename("score").reset_index()
     best.columns = ["drug", kind, "score"]
+    cut = best["score"].nlargest(n, keep="all").min() if len(best) else 0.0
+    best = best.loc[best["score"] >= cut]  # every pair tied with the n-th, then break ties
     if kind == "disease":
         best["trait"] = [scores.disease_trait.loc[d, x] for d, x in zip(best["drug"], best[kind])]
+    tcol = best["trait"] if kind == "disease" else best[kind]
+    if scores.drug_trait_raw is not None:
+        raw = scores.drug_trait_raw
+        best["raw_score"] = raw.to_numpy()[raw.index.get_indexer(best["drug"]),
+                                           raw.columns.get_indexer(tcol)]
+        best = best.sort_values(["score", "raw_score"], ascending=False, kind="stable")
+    else:
+        best = best.sort_values("score", ascending=False, kind="stable")
+    best = best.head(n)
     tcol = best["trait"] if kind == "disease" else best[kind]
     best["tissue"] = [scores.best_tissue.loc[d, t] for d, t in zip(best["drug"], tcol)]
     if scores.space == "module" and trait_signatures is not None:
