@@ -379,3 +379,13 @@ def test_gpu_fit_agrees_with_cpu(name):
     assert len(a & b) / len(a | b) >= 0.95
     corr = [np.corrcoef(gpu.Z_.iloc[:, i], cpu.Z_.iloc[:, i])[0, 1] for i in range(cpu.k_)]
     assert min(corr) > 0.999
+
+
+def test_long_labels_are_shortened_in_the_middle():
+    from gpu_engine.plotting import shorten
+
+    a = "REACTOME_VERY_LONG_PATHWAY_NAME_ABOUT_SIGNALLING_PATHWAY_0047"
+    b = a.replace("0047", "0048")
+    assert len(shorten(a, 45)) == 45 and "…" in shorten(a, 45)
+    assert shorten(a, 45) != shorten(b, 45)  # the distinguishing end is kept
+    assert shorten(a, 45).startswith("REACTOME_") and shorten("short", 45) == "short"

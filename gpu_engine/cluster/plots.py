@@ -7,14 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plotting import pyplot, shorten
 
 
 def agreement_plot(table: pd.DataFrame, path: str | Path,
@@ -23,7 +16,7 @@ def agreement_plot(table: pd.DataFrame, path: str | Path,
     ``selected`` (method, k) rows marked, the best one labelled."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for m, g in table.groupby("method"):
         ax.plot(g["k"], g["ari_median"], marker="o", ms=3, label=m)
@@ -48,7 +41,7 @@ def coassociation_plot(D: np.ndarray, labels: np.ndarray, path: str | Path) -> N
     """The co-association similarity 1 − D (condensed ``D``), objects ordered by ``labels``."""
     from scipy.spatial.distance import squareform
 
-    plt = _pyplot()
+    plt = pyplot()
     order = np.argsort(labels, kind="stable")
     S = 1 - squareform(np.where(np.isnan(D), 1.0, D))
     fig, ax = plt.subplots(figsize=(5.8, 5))
@@ -69,22 +62,18 @@ def coassociation_plot(D: np.ndarray, labels: np.ndarray, path: str | Path) -> N
     plt.close(fig)
 
 
-def _short(text: str, n: int = 28) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def driver_plot(drivers: pd.DataFrame, path: str | Path, *, top: int = 5) -> None:
     """Per cluster (with its size), the ``top`` first driving features by importance (the
     stump's Gini impurity decrease) on one common scale, each labelled with its threshold."""
     groups = list(drivers.groupby("cluster"))
     if not groups:
         return
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(groups), 1, figsize=(6.5, 1.6 * len(groups) + 0.7),
                              squeeze=False, sharex=True)
     for ax, (c, g) in zip(axes[:, 0], groups):
         g = g.head(top)
-        y = [_short(str(f)) for f in g["feature"]][::-1]
+        y = [shorten(f) for f in g["feature"]][::-1]
         bars = ax.barh(y, g["impurity_decrease"][::-1])
         for b, thr in zip(bars, g["threshold"][::-1]):
             ax.annotate(f"≥ {thr:.1f} SD", (b.get_width(), b.get_y() + b.get_height() / 2),

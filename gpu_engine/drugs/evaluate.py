@@ -220,10 +220,9 @@ def evaluate(scores, gold_standard: pd.DataFrame, *, n_permutations: int = 1000,
 def plot_curves(evaluations: dict, path) -> None:
     """ROC and precision–recall curves of one or more evaluations (label → Evaluation), with
     the permutation baseline's mean AUC / AP in the legend."""
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5))
     for name, ev in evaluations.items():

@@ -201,10 +201,9 @@ def qq_plot(results: pd.DataFrame, path, *, highlight=None, max_highlight: int =
             title: str = "GLS on null traits"):
     """QQ plot (PNG) of the one-sided p-values: all LVs pooled, plus the ``highlight`` LVs
     (default: the most inflated), with the 95% band of uniform order statistics."""
-    import matplotlib
+    from ..plotting import pyplot, shorten
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from ..io import atomic_path
 
@@ -227,7 +226,7 @@ def qq_plot(results: pd.DataFrame, path, *, highlight=None, max_highlight: int =
         highlight = g.sort_values(ascending=False).index[:max_highlight].tolist()
     for lv in highlight:
         e2, o2, _ = qq(results.loc[results["lv"] == lv, "pvalue_onesided"].to_numpy())
-        ax.plot(e2, o2, ".", ms=3, label=str(lv))
+        ax.plot(e2, o2, ".", ms=3, label=shorten(lv, 30))
     top = max(e.max(), o.max()) * 1.05
     ax.plot([0, top], [0, top], "k-", lw=0.8)
     ax.set_xlabel("expected −log10 p")
