@@ -249,3 +249,38 @@ def test_spredixcan_gwas_sharing_no_snp_is_an_error(world, tmp_path):
     res = _run(_argv("twas spredixcan", world, out, gwas=bad))
     _clean_failure(res, "SNP", "snp")
     assert not out.exists()
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    # SIGKILL leaves the hidden temporary folder; the next writer of the same output removes it
+    import signal
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "gpu_engine", "--backend", "cpu", "world",
+                             "--scale", "medium", "--no-check", "--out", str(out)],
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(tmp_path.glob(".w.tmp-*")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list(tmp_path.glob(".w.tmp-*")), "the writer had not started"
+    res = _run(["--backend", "cpu", "world", "--scale", "small", "--no-check", "--out",
+                str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.is_dir() and not list(tmp_path.glob(".w.tmp-*"))
+
+
+def test_progress_lines_in_a_batch_log(capsys, monkeypatch):
+    # not a terminal: plain periodic lines on stderr (every LOG_EVERY_S; 0 here)
+    from gpu_engine import progress
+    from gpu_engine.cli._common import progress_enabled
+
+    assert progress_enabled() == "log"  # pytest's stderr is not a TTY
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    assert list(progress.track(range(3), "genes", total=3, enabled="log")) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert "genes: 2/3 (67 %)" in err and "genes: 3 done in" in err
