@@ -72,3 +72,32 @@ def test_cuda_equals_reference():
     u = u.get() if hasattr(u, "get") else u
     np.testing.assert_allclose(u, ref, atol=1e-11)
     assert (ref > 0).any()
+
+
+def _signed_problems(seed=5, n=80, P=9, k=4):
+    """k signed problems, each with its own design (its own Gram matrix), as the expression
+    models' elastic net uses the kernel."""
+    rng = np.random.default_rng(seed)
+    Xs = [rng.normal(size=(n, P)) for _ in range(k)]
+    ys = [X[:, :3] @ rng.normal(size=3) + rng.normal(size=n) for X in Xs]
+    G = np.stack([np.cov(X.T, bias=True) for X in Xs])
+    c = np.stack([((X - X.mean(0)) * (y - y.mean())[:, None]).mean(0) for X, y in zip(Xs, ys)],
+                 axis=1)
+    idx = np.tile(np.arange(P), (k, 1))
+    idx[1, -2:] = -1  # a problem with fewer coordinates
+    return Xs, ys, G, c, idx
+
+
+@pytest.mark.parametrize("impl", ["reference", "cpu", pytest.param("cuda", marks=pytest.mark.sim)])
+def test_signed_problems_with_their_own_gram_equal_sklearn(impl):
+    Xs, ys, G, c, idx = _signed_problems()
+    lam = np.array([0.05, 0.1, 0.02, 0.3])
+    u = np.zeros(idx.shape)
+    getattr(kp, f"enet_cd_{impl}")(G, c, idx, lam * 0.5, lam * 0.5, u, 1e-13, positive=False)
+    u = u.get() if hasattr(u, "get") else u
+    for i, (X, y) in enumerate(zip(Xs, ys)):
+        cols = idx[i][idx[i] >= 0]
+        want = ElasticNet(alpha=lam[i], l1_ratio=0.5, tol=1e-14, max_iter=10**6).fit(
+            X[:, cols], y).coef_
+        np.testing.assert_allclose(u[i, :cols.size], want, atol=1e-9)
+        assert (want < 0).any() and (u[i, cols.size:] == 0).all()
