@@ -5,7 +5,6 @@ PLINK reader against a hand decoding of the .bed bytes, and the planted-world cr
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.linear_model import ElasticNet, enet_path

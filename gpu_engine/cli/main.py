@@ -24,6 +24,7 @@ COMMANDS = {
     "bench": "core_commands:bench",
     "plier": "plier_commands:plier",
     "twas": "twas_commands:twas",
+    "expression": "expression_commands:expression",
     "gls": "gls_commands:gls",
     "gls-null": "gls_commands:gls_null",
     "cluster": "cluster_commands:cluster",

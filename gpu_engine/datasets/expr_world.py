@@ -101,7 +101,7 @@ def _genetic_value(rng, X: np.ndarray, arch: str, k: int):
 
 
 def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: int = 4,
-                        architectures=ARCHITECTURES, p_range=(60, 300), h2=(0.3,),
+                        architectures=ARCHITECTURES, p_range=(100, 400), h2=(0.3,),
                         k_causal=(1, 3), seed: int = 0, real_genotypes=None) -> ExprWorld:
     """Write a world to ``out`` (see the module docstring) and return it.
 
