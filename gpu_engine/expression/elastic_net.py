@@ -153,7 +153,11 @@ def _moments(data: _GeneData, excluded: list, prob: _Problem):
     sdv = np.where(ok, sd, 1.0)
     yvar = max(syy / n - ybar * ybar, 0.0)
     sy = np.sqrt(yvar) if yvar > 0 else 1.0
-    G = (XtX / n - np.outer(m, m)) / np.outer(sdv, sdv)
+    G = XtX
+    G /= n
+    G -= m[:, None] * m[None, :]
+    G /= sdv[:, None]
+    G /= sdv[None, :]
     c = (Xty / n - m * ybar) / sdv / sy
     prob.mean, prob.sd, prob.ybar, prob.sy, prob.ok = m, sdv, ybar, sy, ok
     return G, c
@@ -175,35 +179,57 @@ def _solve_paths(Gs, cs, probs, alpha, backend, tol=None, stop_early=False):
     P = max(G.shape[0] for G in Gs)
     G3 = np.zeros((k, P, P))
     C = np.zeros((P, k))
-    idx = np.full((k, P), -1, np.int64)
-    for i, (G, c, pr) in enumerate(zip(Gs, cs, probs)):
+    for i, (G, c) in enumerate(zip(Gs, cs)):
         p = G.shape[0]
         G3[i, :p, :p] = G
         C[:p, i] = c
-        cols = np.flatnonzero(pr.ok)
-        idx[i, :cols.size] = cols
     L = max(len(pr.lam) for pr in probs)
     lam = np.zeros((k, L))
     for i, pr in enumerate(probs):
         if len(pr.lam):
             lam[i] = np.concatenate([pr.lam, np.full(L - len(pr.lam), pr.lam[-1])])
-    G3d, Cd, idxd = xp.asarray(G3), xp.asarray(C), xp.asarray(idx)
-    u = xp.zeros((k, P))
+    G3d, Cd = xp.asarray(G3), xp.asarray(C)
+    ok = np.zeros((k, P), bool)
+    for i, pr in enumerate(probs):
+        ok[i, :len(pr.ok)] = pr.ok
     paths = np.zeros((k, L, P))
     length = np.array([len(pr.lam) for pr in probs])
     rsq = np.zeros((k, L))
+    b = np.zeros((k, P))
+    grad = C.T.copy()  # c − G b at b = 0
+    prev = lam[:, 0]
     for step in range(L):
-        l1 = xp.asarray(lam[:, step] * alpha)
-        l2 = xp.asarray(lam[:, step] * (1 - alpha))
-        kernel(G3d, Cd, idxd, l1, l2, u, tol, 100_000, positive=False)
-        uh = be.to_host(u)
-        # u is aligned with idx (compacted valid columns): scatter back to column positions
+        cur = lam[:, step]
+        # glmnet's sequential strong rule: solve on the active coordinates and those whose
+        # gradient is near the threshold, then add any that violate the optimality
+        # conditions (|c_j − (G b)_j| ≤ αλ for b_j = 0) and solve again
+        strong = ok & ((b != 0) | (np.abs(grad) >= (alpha * (2 * cur - prev))[:, None]))
+        while True:
+            m = max(int(strong.sum(1).max()), 1)
+            sub = np.full((k, m), -1, np.int64)
+            for i in range(k):
+                cols = np.flatnonzero(strong[i])
+                sub[i, :cols.size] = cols
+            valid = sub >= 0
+            u0 = np.where(valid, np.take_along_axis(b, np.maximum(sub, 0), 1), 0.0)
+            u = xp.asarray(u0)
+            kernel(G3d, Cd, xp.asarray(sub), xp.asarray(cur * alpha),
+                   xp.asarray(cur * (1 - alpha)), u, tol, 100_000, positive=False)
+            uh = be.to_host(u)
+            b = np.zeros((k, P))
+            rows, _ = np.nonzero(valid)
+            b[rows, sub[valid]] = uh[valid]
+            grad = _gradient(G3, C, b)
+            viol = ok & ~strong & (np.abs(grad) > (alpha * cur * (1 + 1e-9))[:, None])
+            if not viol.any():
+                break
+            strong |= viol
+        prev = cur
+        paths[:, step] = b
         for i in range(k):
-            cols = idx[i][idx[i] >= 0]
-            paths[i, step, cols] = uh[i, :cols.size]
             if stop_early and step < length[i]:
-                b = paths[i, step]
-                rsq[i, step] = 2 * b @ C[:, i] - b @ G3[i] @ b
+                # 2bᵀc − bᵀGb with Gb = c − grad
+                rsq[i, step] = b[i] @ C[:, i] + b[i] @ grad[i]
                 if _stops_at(rsq[i], step + 1):
                     length[i] = step + 1
                     lam[i, step:] = lam[i, step]
@@ -213,6 +239,17 @@ def _solve_paths(Gs, cs, probs, alpha, backend, tol=None, stop_early=False):
         for pr, m in zip(probs, length):
             pr.lam = pr.lam[:m]
     return [paths[i, :len(pr.lam), :Gs[i].shape[0]] for i, pr in enumerate(probs)]
+
+
+def _gradient(G3, C, b):
+    """c − G b per problem (k × P), reading only the columns of G at b's non-zeros (the
+    stacked Gram matrices are large: a full product per λ would be memory-bound)."""
+    grad = C.T.copy()
+    for i in range(len(b)):
+        a = np.flatnonzero(b[i])
+        if a.size:
+            grad[i] -= b[i, a] @ G3[i][a]  # rows (G is symmetric): contiguous reads
+    return grad
 
 
 def _to_dosage_scale(b: np.ndarray, pr: _Problem):
