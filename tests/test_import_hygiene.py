@@ -1,5 +1,5 @@
 """Importing gpu_engine (and its CPU-side modules, and the CLI) must not import cupy, cudf,
-cuml or numba.cuda, nor initialise CUDA. Checked in a fresh interpreter."""
+cuml, numba.cuda or torch, nor initialise CUDA. Checked in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-FORBIDDEN = ("cupy", "cupyx", "cudf", "cuml", "dask_cuda", "numba.cuda", "pynvml")
+# torch too: the CNN expression model imports it inside its functions only (the [dl] extra)
+FORBIDDEN = ("cupy", "cupyx", "cudf", "cuml", "dask_cuda", "numba.cuda", "pynvml", "torch")
 
 
 def _modules_after(code: str) -> set[str]:
@@ -26,6 +27,7 @@ def _modules_after(code: str) -> set[str]:
     "import gpu_engine.cli.main",
     "import gpu_engine.gls, gpu_engine.gls.null, gpu_engine.distributed",
     "import gpu_engine.plier, gpu_engine.plier.plots",
+    "import gpu_engine.expression, gpu_engine.expression.cnn, gpu_engine.cli.expression_commands",
 ])
 def test_no_gpu_library_imported(code):
     loaded = _modules_after(code)

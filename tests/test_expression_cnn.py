@@ -1,0 +1,119 @@
+"""The dlfa CNN (spec dl_expression.md §3): shapes, the parameter count, canonical names, the
+initial state, stochastic depth, the penalty, determinism and save/load. CPU, float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the CNN needs PyTorch (the [dl] extra)")
+
+from gpu_engine.expression.cnn import (  # noqa: E402
+    build_network,
+    load_state,
+    n_parameters,
+    penalty,
+    save_state,
+)
+
+CANONICAL = {"scaler.w", "stem.conv.weight", "stem.conv.bias", "stem.norm.weight",
+             "stem.norm.bias", "head.norm.weight", "head.norm.bias", "head.linear.weight",
+             "head.linear.bias"} | {
+    f"stage{i}.{part}" for i in (1, 2, 3) for part in (
+        "norm.weight", "norm.bias", "down.weight", "down.bias", "block.dw.weight",
+        "block.norm.weight", "block.norm.bias", "block.pw1.weight", "block.pw1.bias",
+        "block.pw2.weight", "block.pw2.bias", "block.gamma")}
+
+
+@pytest.mark.parametrize("p", [32, 33, 100, 1000, 1003])
+def test_shapes_and_parameter_count(p):
+    net = build_network(p, seed=0, dtype=torch.float64)
+    assert sum(t.numel() for t in net.parameters()) == n_parameters(p) == \
+        p + 469 + 24 * (p // 32)
+    assert set(net.state_dict()) == CANONICAL
+    sd = net.state_dict()
+    assert sd["stem.conv.weight"].shape == (2, 1, 4)
+    assert sd["stage3.block.dw.weight"].shape == (8, 1, 7)
+    assert sd["head.linear.weight"].shape == (1, 8 * (p // 32))
+    assert net(torch.rand(5, p, dtype=torch.float64) * 2).shape == (5,)
+
+
+def test_parameter_counts_of_the_spec():
+    assert [n_parameters(p) for p in (100, 1000, 3000, 8000)] == [641, 2213, 5701, 14469]
+
+
+def test_few_snps_are_padded_to_32():
+    net = build_network(10, seed=0, dtype=torch.float64)
+    assert n_parameters(10) == 32 + 469 + 24 and net(torch.ones(3, 10, dtype=torch.float64)).shape == (3,)
+
+
+def test_initial_state():
+    net = build_network(100, seed=1, dtype=torch.float64).eval()
+    assert (net.scaler.w == 0).all()
+    assert all(torch.allclose(getattr(net, f"stage{i}").block.gamma,
+                              torch.full_like(getattr(net, f"stage{i}").block.gamma, 1e-6))
+               for i in (1, 2, 3))
+    out = net(torch.randint(0, 3, (8, 100)).double())
+    assert torch.allclose(out, out[0].expand(8), atol=0, rtol=0)  # w = 0: one constant
+
+
+def test_stochastic_depth():
+    net = build_network(64, seed=2, dtype=torch.float64)
+    blk = net.stage3.block  # drop 0.8
+    x = torch.randn(4, 8, 2, dtype=torch.float64)
+    blk.eval()
+    with torch.no_grad():
+        blk.gamma.fill_(1.0)
+        branch = blk(x) - x
+        blk.train()
+        g = torch.Generator().manual_seed(0)
+        blk.generator = g
+        draws = [blk(x) - x for _ in range(4000)]
+    dropped = np.mean([bool((d == 0).all()) for d in draws])
+    assert abs(dropped - 0.8) < 0.03
+    mean = torch.stack(draws).mean(0)
+    assert torch.allclose(mean, branch, rtol=0.15, atol=0.05 * branch.abs().max().item())
+    kept = next(d for d in draws if not (d == 0).all())
+    assert torch.allclose(kept, branch / 0.2)
+
+
+def test_penalty_value_and_gradient():
+    net = build_network(40, seed=3, dtype=torch.float64)
+    with torch.no_grad():
+        net.scaler.w.copy_(torch.linspace(-1, 1, 40, dtype=torch.float64))
+    pen = penalty(net)
+    w = net.scaler.w.detach().numpy()
+    assert pen.item() == pytest.approx(0.05 * (0.7 * np.abs(w).sum() + 0.15 * (w ** 2).sum()))
+    pen.backward()
+    want = 0.05 * (0.7 * np.sign(w) + 0.3 * w)
+    np.testing.assert_allclose(net.scaler.w.grad.numpy(), want, atol=1e-15)
+    assert all(p.grad is None for n, p in net.named_parameters() if n != "scaler.w")
+
+
+def test_deterministic_by_seed_and_save_load(tmp_path):
+    def train(seed):
+        torch.manual_seed(seed)
+        net = build_network(64, seed=seed, dtype=torch.float64)
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-5)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randint(0, 3, (64, 64), generator=g).double()
+        y = x[:, 3] - x[:, 40] + torch.randn(64, generator=g, dtype=torch.float64)
+        for _ in range(3):
+            for idx in torch.randperm(64, generator=g).split(32):
+                opt.zero_grad()
+                loss = torch.nn.functional.mse_loss(net(x[idx]), y[idx]) + penalty(net)
+                loss.backward()
+                opt.step()
+        return net
+
+    a, b = train(7), train(7)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert not torch.equal(a.scaler.w, torch.zeros(64))
+    for suffix in (".pt", ".npz"):
+        path = save_state(a, tmp_path / f"m{suffix}")
+        c = load_state(path, dtype=torch.float64)
+        for (k, va), vc in zip(a.state_dict().items(), c.state_dict().values()):
+            assert torch.equal(va, vc), (suffix, k)
+    with np.load(tmp_path / "m.npz") as z:
+        assert set(z.files) == CANONICAL
