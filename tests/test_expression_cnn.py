@@ -117,3 +117,60 @@ def test_deterministic_by_seed_and_save_load(tmp_path):
             assert torch.equal(va, vc), (suffix, k)
     with np.load(tmp_path / "m.npz") as z:
         assert set(z.files) == CANONICAL
+
+
+# ------------------------------------------------------------------- the dlfa protocol
+def test_protocol_splits_and_seeds():
+    from sklearn.model_selection import train_test_split
+
+    from gpu_engine.expression.dlfa import Protocol
+
+    pr = Protocol.reference(670)
+    assert len(pr.train) == 536 and len(pr.test) == 134
+    assert set(pr.train) | set(pr.test) == set(range(670)) and not set(pr.train) & set(pr.test)
+    assert list(pr.train) == list(train_test_split(np.arange(670), test_size=0.2,
+                                                   random_state=42)[0])
+    assert [len(v) for _, v in pr.folds] == [108, 107, 107, 107, 107]
+    seeds = [s for g in pr.seeds for s in g]
+    assert sorted(seeds) == list(range(100)) and all(len(g) == 20 for g in pr.seeds)
+    assert seeds == list(np.random.RandomState(42).choice(100, 100, replace=False))
+
+
+def test_ensemble_selection_on_scripted_scores():
+    from gpu_engine.expression.dlfa import select
+
+    s = np.array([[0.1, 0.5, 0.3, 0.5, np.nan, 0.2, 0.0],
+                  [0.9, 0.1, 0.2, 0.3, 0.4, 0.8, 0.7]])
+    m = select(s, top=3)
+    assert m["nbest"] == [(0, 1), (0, 3), (0, 2), (1, 0), (1, 5), (1, 6)]  # ties: earlier
+    assert m["best"] == [(0, 1), (1, 0)] and m["best1"] == [(1, 0)]
+
+
+def test_gene_protocol_reduced():
+    from gpu_engine.expression.cnn import build_network
+    from gpu_engine.expression.dlfa import Protocol, fit_gene
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, (120, 40)).astype(float)
+    y = X[:, 5] - X[:, 30] + rng.normal(size=120)
+    y = (y - y.mean()) / y.std(ddof=1)
+    pr = Protocol.reference(120, restarts=2)
+    fit = fit_gene(X, y, pr, restarts=2, top=1, epochs=2, dtype=torch.float64)
+    assert fit.scores.shape == (5, 2) and np.isfinite(fit.scores).all()
+    assert len(fit.members["nbest"]) == 5 and len(fit.members["best"]) == 5
+    f, r = fit.members["best1"][0]
+    assert fit.scores[f, r] == np.nanmax(fit.scores)
+    # the best model's initial state is the one its seed draws
+    init = build_network(40, seed=pr.seeds[f][r], dtype=torch.float64).state_dict()
+    assert all(torch.equal(init[k], v) for k, v in fit.best1_init.items())
+    # the "best" ensemble's test Pearson recomputed from the stored members
+    preds = []
+    for m in fit.members["best"]:
+        net = build_network(40, dtype=torch.float64)
+        net.load_state_dict(fit.states[m])
+        net.eval()
+        with torch.no_grad():
+            preds.append(net(torch.as_tensor(X[pr.test])).numpy())
+    p = np.mean(preds, axis=0)
+    assert fit.test["best"]["pearson"] == pytest.approx(np.corrcoef(p, y[pr.test])[0, 1])
+    assert set(fit.test) == {"nbest", "best", "best1"}
