@@ -62,12 +62,25 @@ def select(scores: np.ndarray, top: int = 5) -> dict:
     return {"nbest": nbest, "best": best, "best1": [(int(f1), int(r1))]}
 
 
+DROP_SEED_OFFSET = 1_000_003  # the stochastic-depth stream of a seed: its own generator
+
+
+def generators(seed: int):
+    """(batch-order generator, stochastic-depth generator) of a restart seed."""
+    torch = _torch()
+    return (torch.Generator().manual_seed(int(seed)),
+            torch.Generator().manual_seed(int(seed) + DROP_SEED_OFFSET))
+
+
 def train_model(X, y, seed: int, *, epochs: int = 100, batch: int = 32, lr: float = 2e-3,
                 weight_decay: float = 1e-5, lam: float = PENALTY_LAMBDA,
-                alpha: float = PENALTY_ALPHA, dtype=None, device=None, init=None):
+                alpha: float = PENALTY_ALPHA, dtype=None, device=None, init=None,
+                batch_generator=None, drop_generator=None):
     """One network trained as the reference does (see the module docstring); ``X`` (n × p)
     and ``y`` (n,) tensors. ``init``: a state dict to start from (else drawn from ``seed``).
-    Returns (the trained network, its initial state dict)."""
+    The batch order and the stochastic-depth decisions come from two generators
+    (:func:`generators` of ``seed`` unless given). Returns (the trained network, its initial
+    state dict)."""
     torch = _torch()
     net = build_network(X.shape[1], seed=seed, dtype=dtype or X.dtype, device=device)
     if init is not None:
@@ -75,13 +88,15 @@ def train_model(X, y, seed: int, *, epochs: int = 100, batch: int = 32, lr: floa
     start = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(int(seed))
+    bgen, dgen = generators(seed)
+    bgen = batch_generator or bgen
+    dgen = drop_generator or dgen
     for blk in (net.stage1.block, net.stage2.block, net.stage3.block):
-        blk.generator = gen
+        blk.generator = dgen
     net.train()
     n = len(y)
     for _ in range(epochs):
-        for idx in torch.randperm(n, generator=gen).split(batch):
+        for idx in torch.randperm(n, generator=bgen).split(batch):
             opt.zero_grad()
             loss = torch.nn.functional.mse_loss(net(X[idx]), y[idx]) + penalty(net, lam, alpha)
             loss.backward()
