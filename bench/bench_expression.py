@@ -7,6 +7,9 @@ columns (5 outer folds, each an ``ElasticNetCV`` over 10 inner folds, plus the f
 (``baseline_scale``). Data: one simulated gene, n = 670 samples (the spec's world) and p cis
 SNPs with block LD (AR(1) haplotypes, ρ = 0.9), 3 causal SNPs, h² = 0.3. ``quick``: p = 1,000;
 ``full``: p = 1,000 and 3,000 (the issue's range).
+
+CNN (with torch installed): training throughput of G dlfa models one at a time vs the
+gene-batched trainer (:mod:`gpu_engine.expression.packed`), on the GPU with a GPU backend.
 """
 
 from __future__ import annotations
@@ -55,4 +58,45 @@ def cases(size: str, backend) -> list[Case]:
                         backend.name, baseline_scale=6.0, repeats=1, warmup=0,
                         notes={"baseline": "one 10-fold ElasticNetCV timed, scaled by the 6 "
                                "a PredictDB gene needs"}))
+    return out + _cnn_cases(size, backend)
+
+
+def _cnn_cases(size: str, backend) -> list[Case]:
+    """CNN training throughput: G models trained one at a time (the reference's loop) vs the
+    gene-batched trainer (one packed network), 1 epoch each on n = 400 samples, p = 256;
+    the figure is models × epochs per second (``notes``). CPU: torch's own threads."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    from gpu_engine.expression.cnn import build_network
+    from gpu_engine.expression.dlfa import train_model
+    from gpu_engine.expression.packed import train_packed
+
+    device = "cuda" if backend.is_gpu and torch.cuda.is_available() else "cpu"
+    out = []
+    n, p = 400, 256
+    for G in ((16, 64) if size == "quick" else (64, 256, 1024)):
+        rng = np.random.default_rng(0)
+        X = torch.as_tensor(rng.integers(0, 3, (n, G, p)).astype(np.float32), device=device)
+        y = torch.as_tensor(rng.normal(size=(n, G)).astype(np.float32), device=device)
+        states = [build_network(p, seed=g).state_dict() for g in range(G)]
+        loop_models = min(G, 8)  # the loop is timed on 8 models and scaled to G
+
+        def one_at_a_time(X=X, y=y, states=states, k=loop_models):
+            for g in range(k):
+                train_model(X[:, g], y[:, g], g, epochs=1, init=states[g], device=device)
+
+        def packed(X=X, y=y, states=states):
+            train_packed(X, y, [{k: v.to(device) for k, v in s.items()} for s in states],
+                         epochs=1)
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        out.append(Case(f"cnn training, G={G}", {"samples": n, "snps": p, "models": G,
+                                                 "epochs": 1},
+                        one_at_a_time, packed, "one model at a time", "packed trainer",
+                        backend.name if device == "cuda" else "cpu",
+                        baseline_scale=G / loop_models, repeats=1, warmup=1,
+                        notes={"device": device, "torch": torch.__version__}))
     return out
