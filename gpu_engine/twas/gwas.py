@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..errors import InputError, InputFileNotFoundError, preview
 from ..io.align import member
@@ -234,7 +234,7 @@ def _read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None,
                 fill = min(nonzero.min(), input_pvalue_fix) if nonzero.size else input_pvalue_fix
                 pv = np.where(zero, fill, pv)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = -stats.norm.ppf(pv / 2.0) * sign
+            z = -special.ndtri(pv / 2.0) * sign
         rep["z_from"] = "pvalue"
     elif "se" in stat and beta is not None:
         se = _numeric(df, stat["se"], p)

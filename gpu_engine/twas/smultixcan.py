@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..backend import Backend
 from ..errors import InputError
@@ -181,10 +181,11 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
             continue
         zz, tt = zmat[gene], tis[gene]
         a = np.abs(zz)
-        p = float(stats.chi2.sf(st["T"], st["n_indep"]))
+        # χ² survival as scipy.stats.chi2.sf (NaN for 0 degrees of freedom, as it gives)
+        p = float(special.chdtrc(st["n_indep"], st["T"])) if st["n_indep"] > 0 else np.nan
         row.update(pvalue=p, n=len(zz), n_indep=int(st["n_indep"]),
-                   p_i_best=2 * stats.norm.sf(a.max()), t_i_best=tt[int(np.argmax(a))],
-                   p_i_worst=2 * stats.norm.sf(a.min()), t_i_worst=tt[int(np.argmin(a))],
+                   p_i_best=2 * special.ndtr(-a.max()), t_i_best=tt[int(np.argmax(a))],
+                   p_i_worst=2 * special.ndtr(-a.min()), t_i_worst=tt[int(np.argmin(a))],
                    eigen_max=st["eigen_max"], eigen_min=st["eigen_min"],
                    eigen_min_kept=st["eigen_min_kept"], z_min=zz.min(), z_max=zz.max(),
                    z_mean=zz.mean(), z_sd=zz.std(ddof=1) if len(zz) > 1 else np.nan,

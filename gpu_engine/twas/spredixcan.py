@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..backend import Backend
 from ..io.align import member
@@ -97,7 +97,7 @@ def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.Dat
         z = np.where(ok, num / np.sqrt(np.where(ok, var, 1.0)), np.nan)
         effect = np.where(ok, eff / np.where(ok, var, 1.0), np.nan)
     res = pd.DataFrame({"gene": covariance.genes[used_blocks], "zscore": z,
-                        "effect_size": effect, "pvalue": 2.0 * stats.norm.sf(np.abs(z)),
+                        "effect_size": effect, "pvalue": 2.0 * special.ndtr(-np.abs(z)),
                         "var_g": var, "n_snps_used": n_used,
                         "n_snps_in_cov": covariance.n_in_cov[used_blocks]})
     res = res.merge(model.extra, on="gene", how="left")
