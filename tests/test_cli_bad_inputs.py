@@ -64,6 +64,11 @@ COMMANDS: dict[str, tuple[list[str], dict[str, str], str]] = {
                        {"models": "twas/models", "ld": "twas/ld.txt.gz",
                         "genes": "twas/genes.tsv"}, "gc/"),
     "world": (["world", "--scale", "small", "--out", "{out}"], {}, "world/"),
+    "cluster consensus": (["cluster", "consensus", "--ensemble", "{ens}", "--out", "{out}"],
+                          {"ens": "ensemble"}, "cons/"),
+    "drugs evaluate": (["drugs", "evaluate", "--scores", "{scores}", "--gold", "{gold}",
+                        "--permutations", "10", "--out", "{out}"],
+                       {"scores": "drug_scores", "gold": "drugs/gold_standard.tsv"}, "eval/"),
 }
 # MetaXcan's own rule for an existing output is "skip it" (with a warning): not an error
 METAXCAN_SKIPS = {"twas spredixcan"}
@@ -106,6 +111,14 @@ def world(small_world, tmp_path_factory):
     X.rename_axis("trait").reset_index().to_parquet(base / "X.parquet")
     pd.DataFrame({"object": X.index, "cluster": [0] * 20 + [1] * 20}).to_csv(
         base / "labels.tsv", sep="\t", index=False)
+    # outputs of earlier commands that later ones read: an ensemble, drug scores
+    for argv in (["cluster", "ensemble", "--data", base / "X.parquet", "--families", "kmeans",
+                  "--n-seeds", "1", "--out", base / "ensemble"],
+                 ["drugs", "score", "--signatures", base / "drugs" / "signatures.parquet",
+                  "--twas-z", base / "spredixcan", "--trait-disease",
+                  base / "trait_disease.tsv", "--out", base / "drug_scores"]):
+        res = _run(["--backend", "cpu", *map(str, argv)])
+        assert res.exit_code == 0, res.output
     return base
 
 

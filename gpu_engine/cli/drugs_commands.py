@@ -199,6 +199,7 @@ def evaluate_cmd(score_dirs, gold, permutations, seed, out, overwrite) -> None:
     con = _console()
     evals = {}
     g = read_table(gold, what="gold standard")
+    g.attrs["source"] = f"gold standard {gold}"
     for item in score_dirs:
         name, _, d = item.rpartition("=")
         d = Path(d)

@@ -139,24 +139,25 @@ def gold_pairs(predictions: pd.DataFrame, gold_standard: pd.DataFrame,
     """The gold-standard pairs that ``predictions`` (drugs × diseases) scores, with their
     score. Pairs whose drug or disease is not scored are dropped and counted in ``report``;
     exact duplicates are merged; a pair with both labels is an error."""
+    src = gold_standard.attrs.get("source", "gold standard")
     need = {"drug", "disease", "label"}
     if not need <= set(gold_standard.columns):
-        raise InputError(f"gold standard: missing column(s) {sorted(need - set(gold_standard.columns))}"
+        raise InputError(f"{src}: missing column(s) {sorted(need - set(gold_standard.columns))}"
                          " (need drug, disease, label)")
     g = gold_standard[["drug", "disease", "label"]].copy()
     g["drug"], g["disease"] = g["drug"].astype(str), g["disease"].astype(str)
     lab = pd.to_numeric(g["label"], errors="coerce")
     if lab.isna().any() or not lab.isin([0, 1]).all():
         bad = g.loc[lab.isna() | ~lab.isin([0, 1])].iloc[0]
-        raise InputError(f"gold standard: labels must be 0 or 1; pair ({bad['drug']}, "
-                         f"{bad['disease']}) has {bad['label']!r}")
+        raise InputError(f"{src}: labels must be 0 or 1; pair ({bad['drug']}, "
+                         f"{bad['disease']}) has {str(bad['label'])!r} (empty or cut row?)")
     g["label"] = lab.astype(int)
     n0 = len(g)
     g = g.drop_duplicates()
     conflict = g.duplicated(["drug", "disease"], keep=False)
     if conflict.any():
         c = g.loc[conflict].iloc[0]
-        raise InputError(f"gold standard: pair ({c['drug']}, {c['disease']}) is labelled both "
+        raise InputError(f"{src}: pair ({c['drug']}, {c['disease']}) is labelled both "
                          "0 and 1; fix the table")
     drugs = predictions.index.astype(str).to_numpy()
     diseases = predictions.columns.astype(str).to_numpy()
@@ -179,7 +180,7 @@ def gold_pairs(predictions: pd.DataFrame, gold_standard: pd.DataFrame,
     c = pd.Index(diseases).get_indexer(g["disease"])
     g["score"] = predictions.to_numpy(np.float64)[r, c]
     if g["label"].nunique() < 2:
-        raise InputError(f"gold standard: the {len(g)} scored pairs all have label "
+        raise InputError(f"{src}: the {len(g)} scored pairs all have label "
                          f"{int(g['label'].iloc[0])}; AUC and AP need both classes")
     return g
 
