@@ -5,6 +5,9 @@
   and BH FDR, on the CPU or GPU backend, partitioned over a Dask cluster when given one.
 - :func:`read_smultixcan`, :func:`trait_values`, :func:`covariate_matrices`: inputs in the
   reference's formats and semantics.
+- :func:`associate` with ``condition_on``, :func:`joint_associate`: an LV tested given other
+  LVs (a list, the overlapping LVs, or each trait's forward-selected discoveries), and sets
+  of LVs fitted jointly (:mod:`gpu_engine.gls.conditional`).
 - :func:`null_calibration`: per-LV empirical type-I error on null traits simulated from
   the correlation structure, with a QQ plot.
 
@@ -13,6 +16,7 @@ reference is ``phenoplier``'s ``gls.GLSPhenoplier`` (statsmodels GLS per pair).
 """
 
 from .association import RESULT_COLUMNS, GLSResults, associate
+from .conditional import conditional_associate, joint_associate
 from .inputs import (
     COVARIATES,
     SMultiXcanResults,
@@ -23,7 +27,8 @@ from .inputs import (
 )
 from .model import diagonal_blocks, predictor_columns, prepare
 
-__all__ = ["RESULT_COLUMNS", "GLSResults", "associate", "COVARIATES", "SMultiXcanResults",
+__all__ = ["RESULT_COLUMNS", "GLSResults", "associate", "conditional_associate", "joint_associate",
+           "COVARIATES", "SMultiXcanResults",
            "covariate_matrices", "read_smultixcan", "read_traits", "trait_values", "diagonal_blocks",
            "predictor_columns", "prepare", "null_calibration", "qq_plot"]
 

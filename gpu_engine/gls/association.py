@@ -60,7 +60,8 @@ def _traits_per_task(be, plan: GroupPlan, n_traits: int, m: int) -> int:
 def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "submatrix",
               predictor: str = "binary", top_fraction: float = 0.01, covars=(),
               scale: str = "pvalue", lvs=None, backend=None, client=None,
-              progress: bool = False, ops: Ops | None = None) -> GLSResults:
+              progress: bool = False, ops: Ops | None = None, condition_on=None,
+              overlap_threshold: float = 0.2, fdr: float = 0.05) -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For LV ℓ and trait t, over the genes shared by the LV model, the correlation matrix and
@@ -98,6 +99,12 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         auto).
     client : a ``dask.distributed.Client``: trait chunks run as Dask tasks (same results).
     progress : show a progress bar over chunks.
+    condition_on : None (the marginal model), a list of LV names, ``{lv: [lvs]}``,
+        ``"overlap"`` (LVs whose top genes overlap with Jaccard ≥ ``overlap_threshold``) or
+        ``"significant"`` (forward selection among each trait's marginal discoveries at
+        FDR < ``fdr``): each LV tested with these LVs' predictors in the design — see
+        :mod:`gpu_engine.gls.conditional`, which defines the model, the rules and the two
+        extra result columns.
 
     Returns
     -------
@@ -109,6 +116,14 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     why), ``missing_genes`` (trait → number of aligned genes with a NaN value, fitted
     without them) and ``seconds``.
     """
+    if condition_on is not None:
+        from .conditional import conditional_associate
+
+        return conditional_associate(
+            lv_loadings, traits, gene_corr, covariates, condition_on=condition_on,
+            overlap_threshold=overlap_threshold, fdr=fdr, mode=mode, predictor=predictor,
+            top_fraction=top_fraction, covars=covars, scale=scale, lvs=lvs, backend=backend,
+            client=client, progress=progress, ops=ops)
     t0 = time.perf_counter()
     be = get_backend(backend)
     problem = prepare(lv_loadings, traits, gene_corr, covariates, mode=mode,
