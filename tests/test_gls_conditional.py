@@ -179,3 +179,35 @@ def test_joint_needs_two_known_lvs(fx):
         joint_associate(fx["Z"], fx["T"], fx["R"], lvs=["LV1"], scale="neglog10p")
     with pytest.raises(InputError, match="unknown LV.*LVx"):
         joint_associate(fx["Z"], fx["T"], fx["R"], lvs=["LV1", "LVx"], scale="neglog10p")
+
+
+def test_conditioning_on_the_world_prunes_spill_over(small_world):
+    """Forward selection with continuous conditioning columns on the small world: fewer false
+    discoveries than the marginal run (measured 0.26 → 0.17; unexplained 0.04 both), power
+    within 0.05 (0.92 → 0.90), null traits' type-I error unchanged (0.059)."""
+    from gpu_engine.gls import read_smultixcan
+
+    Z = small_world.truth("Z")
+    P = read_smultixcan(small_world.path / "smultixcan").pvalue
+    R = small_world.gene_corr()
+    planted = small_world.truth("trait_modules")
+    truth = set(zip(planted["module"], planted["trait"]))
+    nulls = set(small_world.truth("traits").query("is_null")["trait"])
+
+    def score(res):
+        is_true = np.array([(lv, t) in truth for lv, t in zip(res["lv"], res["trait"])])
+        found = (res["fdr"] < 0.05).to_numpy()
+        null = res["trait"].isin(nulls).to_numpy()
+        return (found[is_true].mean(), (found & ~is_true).sum() / found.sum(),
+                (res["pvalue_onesided"].to_numpy()[null] < 0.05).mean())
+
+    marginal = score(associate(Z, P, R, backend="cpu"))
+    cond = associate(Z, P, R, backend="cpu", condition_on="significant",
+                     condition_predictor="continuous")
+    power, fdp, type1 = score(cond)
+    assert power >= marginal[0] - 0.05
+    assert fdp < marginal[1] - 0.05
+    assert abs(type1 - marginal[2]) < 0.01 and 0.02 < type1 < 0.09
+    steps = pd.DataFrame(cond.attrs["selection"])
+    assert {"trait", "lv", "given", "pvalue_onesided", "selected"} <= set(steps.columns)
+    assert steps["selected"].any() and not steps["selected"].all()

@@ -61,7 +61,9 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
               predictor: str = "binary", top_fraction: float = 0.01, covars=(),
               scale: str = "pvalue", lvs=None, backend=None, client=None,
               progress: bool = False, ops: Ops | None = None, condition_on=None,
-              overlap_threshold: float = 0.2, fdr: float = 0.05) -> GLSResults:
+              overlap_threshold: float = 0.2, fdr: float = 0.05,
+              condition_predictor: str | None = None,
+              condition_top_fraction: float | None = None) -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For LV ℓ and trait t, over the genes shared by the LV model, the correlation matrix and
@@ -104,7 +106,8 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         ``"significant"`` (forward selection among each trait's marginal discoveries at
         FDR < ``fdr``): each LV tested with these LVs' predictors in the design — see
         :mod:`gpu_engine.gls.conditional`, which defines the model, the rules and the two
-        extra result columns.
+        extra result columns; ``condition_predictor="continuous"`` puts the conditioning
+        LVs' standardized loadings in the design instead of their top-gene indicators.
 
     Returns
     -------
@@ -121,7 +124,9 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
 
         return conditional_associate(
             lv_loadings, traits, gene_corr, covariates, condition_on=condition_on,
-            overlap_threshold=overlap_threshold, fdr=fdr, mode=mode, predictor=predictor,
+            overlap_threshold=overlap_threshold, fdr=fdr,
+            condition_predictor=condition_predictor,
+            condition_top_fraction=condition_top_fraction, mode=mode, predictor=predictor,
             top_fraction=top_fraction, covars=covars, scale=scale, lvs=lvs, backend=backend,
             client=client, progress=progress, ops=ops)
     t0 = time.perf_counter()

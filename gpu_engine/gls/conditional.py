@@ -54,7 +54,7 @@ from ..kernels.gls import MAX_Q
 from ..stats import fdr_bh
 from .association import RESULT_COLUMNS, GLSResults, compute, result_table
 from .engine import Ops, _standardize, _trait_gram
-from .model import Problem, _cholesky, plan_group, prepare
+from .model import PREDICTORS, Problem, _cholesky, plan_group, predictor_columns, prepare
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class _Group:
     plan: object
     traits: np.ndarray
     where: dict  # LV position in the problem → column of plan.S
+    Sc: np.ndarray | None = None    # conditioning columns when they differ from plan.S
+    WSc: np.ndarray | None = None   # full mode: L⁻¹ Sc
 
 
 def max_conditioning(n_covars: int) -> int:
@@ -144,11 +146,24 @@ def _named_sets(problem: Problem, tested: np.ndarray, condition_on) -> dict[int,
 
 
 # ----------------------------------------------------------------------------- the fits
-def _groups(problem: Problem) -> list[_Group]:
+def _groups(problem: Problem, condition_predictor: str | None = None,
+            condition_top_fraction: float | None = None) -> list[_Group]:
     out = []
+    own = condition_predictor is not None or condition_top_fraction is not None
+    condition_predictor = condition_predictor or problem.predictor
+    condition_top_fraction = condition_top_fraction or problem.top_fraction
     for mask, tidx in problem.groups:
         plan = plan_group(problem, mask)
-        out.append(_Group(plan, tidx, {int(lv): i for i, lv in enumerate(plan.lvs)}))
+        g = _Group(plan, tidx, {int(lv): i for i, lv in enumerate(plan.lvs)})
+        if own:
+            Zg = problem.Z[np.ix_(plan.genes, plan.lvs)]
+            g.Sc = np.ascontiguousarray(predictor_columns(Zg, condition_predictor,
+                                                          condition_top_fraction))
+            if plan.mode == "full":
+                g.WSc = np.empty_like(g.Sc)
+                for a, b, Lf in plan.factor:
+                    g.WSc[a:b] = sla.solve_triangular(Lf, g.Sc[a:b], lower=True)
+        out.append(g)
     return out
 
 
@@ -186,6 +201,7 @@ def fit_sets(problem: Problem, group: _Group, cols: np.ndarray, sets, ops: Ops) 
     if not wanted:
         return out
     S = ops.device(plan, "S", plan.S)
+    Sc = S if group.Sc is None else ops.device(plan, "Sc", group.Sc)
     ones = xp.ones(n)
     if plan.mode == "full":
         WM = xp.empty_like(M2)
@@ -193,6 +209,7 @@ def fit_sets(problem: Problem, group: _Group, cols: np.ndarray, sets, ops: Ops) 
             WM[a:b] = ops.solve_triangular(ops.device(plan, f"L{a}", Lf), M2[a:b], lower=True)
         W1 = ops.device(plan, "W1", plan.W1)
         WS = ops.device(plan, "WS", plan.WS)
+        WSc = WS if group.WSc is None else ops.device(plan, "WSc", group.WSc)
         mm = _trait_gram(xp, W1, WM.reshape(n, T, m))
     else:
         mm = _trait_gram(xp, ones, M)
@@ -200,12 +217,15 @@ def fit_sets(problem: Problem, group: _Group, cols: np.ndarray, sets, ops: Ops) 
     for members, targets in wanted:
         idx = [group.where[c] for c in members]
         p0 = 1 + len(idx)  # [1, s of each member]
+        # a conditional fit (one target, first) takes the conditioning LVs' own columns
+        rest = Sc if len(targets) == 1 and targets[0] == members[0] else S
         if plan.mode == "full":
-            X = xp.concatenate([W1[:, None], WS[:, idx]], axis=1)
+            rest = WSc if rest is Sc else WS
+            X = xp.concatenate([W1[:, None], WS[:, idx[:1]], rest[:, idx[1:]]], axis=1)
             gxx = X.T @ X
             gxm = X.T @ WM
         else:
-            X = xp.concatenate([ones[:, None], S[:, idx]], axis=1)
+            X = xp.concatenate([ones[:, None], S[:, idx[:1]], rest[:, idx[1:]]], axis=1)
             U = np.flatnonzero(top[:, list(members)].any(axis=1))
             gxx = X.T @ X
             gxm = X.T @ M2
@@ -249,7 +269,8 @@ def _ops(be, ops):
 # ----------------------------------------------------------------------------- the API
 def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, condition_on,
                           overlap_threshold: float = 0.2, fdr: float = 0.05,
-                          mode: str = "submatrix", predictor: str = "binary",
+                          condition_predictor: str | None = None,
+                          condition_top_fraction: float | None = None, mode: str = "submatrix", predictor: str = "binary",
                           top_fraction: float = 0.01, covars=(), scale: str = "pvalue", lvs=None,
                           backend=None, client=None, progress: bool = False,
                           ops: Ops | None = None) -> GLSResults:
@@ -259,6 +280,9 @@ def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, co
     condition_on : list of LV names, ``{lv: [lv names]}``, ``"overlap"`` or ``"significant"``.
     overlap_threshold : Jaccard index of top-gene sets for ``"overlap"`` (0.2).
     fdr : the marginal FDR defining the candidates of ``"significant"`` (0.05).
+    condition_predictor : the conditioning LVs' columns: None (the same kind as ``predictor``)
+        or ``"continuous"`` (their standardized loadings: the whole module, not only its top
+        genes, which is what removes spill-over from a module's lower-loading genes).
 
     Returns a :class:`GLSResults` with the marginal columns (FDR recomputed over this table),
     ``conditioned_on`` (the LVs in the design besides ℓ, comma-separated; empty: the marginal
@@ -271,6 +295,12 @@ def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, co
     if isinstance(condition_on, str) and condition_on not in RULES:
         raise InputError(f"condition_on must be a list of LVs, a mapping, or one of {RULES}; "
                          f"got {condition_on!r}")
+    if condition_predictor is not None and condition_predictor not in PREDICTORS:
+        raise InputError(f"condition_predictor must be one of {PREDICTORS}, not "
+                         f"{condition_predictor!r}")
+    if condition_top_fraction is not None and not 0 < condition_top_fraction < 1:
+        raise InputError(f"condition_top_fraction must lie in (0, 1), not "
+                         f"{condition_top_fraction!r}")
     if not 0 < overlap_threshold <= 1:
         raise InputError(f"overlap_threshold must lie in (0, 1], not {overlap_threshold!r}")
     be = get_backend(backend)
@@ -294,7 +324,7 @@ def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, co
     cond[:] = ""
     selection: list[dict] = []
     op = _ops(be, ops)
-    groups = _groups(problem)
+    groups = _groups(problem, condition_predictor, condition_top_fraction)
     if isinstance(condition_on, str) and condition_on == "significant":
         _forward_selection(problem, groups, tested, marginal, fdr, op, stats, cond, selection)
     else:
