@@ -62,8 +62,7 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
               scale: str = "pvalue", lvs=None, backend=None, client=None,
               progress: bool = False, ops: Ops | None = None, condition_on=None,
               overlap_threshold: float = 0.2, fdr: float = 0.05,
-              condition_predictor: str | None = None,
-              condition_top_fraction: float | None = None) -> GLSResults:
+              condition_predictor: str | None = None) -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For LV ℓ and trait t, over the genes shared by the LV model, the correlation matrix and
@@ -125,8 +124,7 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         return conditional_associate(
             lv_loadings, traits, gene_corr, covariates, condition_on=condition_on,
             overlap_threshold=overlap_threshold, fdr=fdr,
-            condition_predictor=condition_predictor,
-            condition_top_fraction=condition_top_fraction, mode=mode, predictor=predictor,
+            condition_predictor=condition_predictor, mode=mode, predictor=predictor,
             top_fraction=top_fraction, covars=covars, scale=scale, lvs=lvs, backend=backend,
             client=client, progress=progress, ops=ops)
     t0 = time.perf_counter()

@@ -146,19 +146,16 @@ def _named_sets(problem: Problem, tested: np.ndarray, condition_on) -> dict[int,
 
 
 # ----------------------------------------------------------------------------- the fits
-def _groups(problem: Problem, condition_predictor: str | None = None,
-            condition_top_fraction: float | None = None) -> list[_Group]:
+def _groups(problem: Problem, condition_predictor: str | None = None) -> list[_Group]:
     out = []
-    own = condition_predictor is not None or condition_top_fraction is not None
-    condition_predictor = condition_predictor or problem.predictor
-    condition_top_fraction = condition_top_fraction or problem.top_fraction
+    own = condition_predictor not in (None, problem.predictor)
     for mask, tidx in problem.groups:
         plan = plan_group(problem, mask)
         g = _Group(plan, tidx, {int(lv): i for i, lv in enumerate(plan.lvs)})
         if own:
             Zg = problem.Z[np.ix_(plan.genes, plan.lvs)]
             g.Sc = np.ascontiguousarray(predictor_columns(Zg, condition_predictor,
-                                                          condition_top_fraction))
+                                                          problem.top_fraction))
             if plan.mode == "full":
                 g.WSc = np.empty_like(g.Sc)
                 for a, b, Lf in plan.factor:
@@ -269,8 +266,8 @@ def _ops(be, ops):
 # ----------------------------------------------------------------------------- the API
 def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, condition_on,
                           overlap_threshold: float = 0.2, fdr: float = 0.05,
-                          condition_predictor: str | None = None,
-                          condition_top_fraction: float | None = None, mode: str = "submatrix", predictor: str = "binary",
+                          condition_predictor: str | None = None, mode: str = "submatrix",
+                          predictor: str = "binary",
                           top_fraction: float = 0.01, covars=(), scale: str = "pvalue", lvs=None,
                           backend=None, client=None, progress: bool = False,
                           ops: Ops | None = None) -> GLSResults:
@@ -298,9 +295,6 @@ def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, co
     if condition_predictor is not None and condition_predictor not in PREDICTORS:
         raise InputError(f"condition_predictor must be one of {PREDICTORS}, not "
                          f"{condition_predictor!r}")
-    if condition_top_fraction is not None and not 0 < condition_top_fraction < 1:
-        raise InputError(f"condition_top_fraction must lie in (0, 1), not "
-                         f"{condition_top_fraction!r}")
     if not 0 < overlap_threshold <= 1:
         raise InputError(f"overlap_threshold must lie in (0, 1], not {overlap_threshold!r}")
     be = get_backend(backend)
@@ -324,7 +318,7 @@ def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, co
     cond[:] = ""
     selection: list[dict] = []
     op = _ops(be, ops)
-    groups = _groups(problem, condition_predictor, condition_top_fraction)
+    groups = _groups(problem, condition_predictor)
     if isinstance(condition_on, str) and condition_on == "significant":
         _forward_selection(problem, groups, tested, marginal, fdr, op, stats, cond, selection)
     else:
