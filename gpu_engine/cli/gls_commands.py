@@ -44,6 +44,8 @@ def _read_gene_corr(path: Path):
 def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> None:
     from rich.table import Table
 
+    from ..stats import fdr_bh
+
     sig = res[res["fdr"] < 0.05]
     n_genes = f"{res['n'].min():,}–{res['n'].max():,}" if len(res) else "0"
     con.print(f"[bold]GLS[/bold]: {len(res):,} LV–trait pairs ({res['lv'].nunique():,} LVs × "
@@ -71,6 +73,12 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
         t.add_row(str(r.lv), str(r.trait), f"{r.n:,}", f"{r.beta:.4g}", f"{r.beta_se:.3g}",
                   f"{r.pvalue_onesided:.3g}", f"{r.fdr:.3g}")
     con.print(t)
+    if "pvalue_onesided_marginal" in res.columns:
+        cond = res["conditioned_on"].astype(str) != ""
+        marg = fdr_bh(res["pvalue_onesided_marginal"].to_numpy())
+        con.print(f"conditioning: {int(cond.sum()):,} pairs fitted with other LVs; "
+                  f"{int((marg < 0.05).sum()):,} significant marginally → {len(sig):,} "
+                  "conditionally")
     con.print(f"results written to {out}")
 
 
@@ -102,6 +110,22 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--scale", type=click.Choice(["pvalue", "neglog10p"]), default="pvalue",
               show_default=True, help="What the trait values are (matrix input).")
 @click.option("--lvs", default=None, help="Only these LVs (comma-separated names).")
+@click.option("--condition-on", default=None,
+              help="Test each LV given other LVs in the design: 'overlap' (the LVs whose top "
+                   "genes overlap its own, Jaccard ≥ --overlap-threshold), 'significant' "
+                   "(per trait, forward selection among its marginal discoveries at FDR < "
+                   "0.05, each step logged), or comma-separated LV names. Adds the columns "
+                   "conditioned_on and pvalue_onesided_marginal.")
+@click.option("--overlap-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.2,
+              show_default=True, help="Jaccard index of top-gene sets for --condition-on "
+                                      "overlap.")
+@click.option("--condition-predictor", type=click.Choice(["binary", "continuous"]),
+              default=None, help="The conditioning LVs' columns (default: as --predictor); "
+                                 "continuous (their loadings) also removes spill-over from "
+                                 "a module's lower-loading genes.")
+@click.option("--joint", is_flag=True,
+              help="Fit the LVs of --lvs together per trait; one row per LV with its "
+                   "coefficient given the others.")
 @click.option("--name-pattern", default=None,
               help="Regex with a (?P<trait>…) group taking trait names from file names "
                    "(default strips '-gtex_v8…', '-smultixcan…' and the extension).")
@@ -114,7 +138,8 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (and --qq) file.")
 @click.pass_obj
 def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, mode, predictor,
-        top_fraction, scale, lvs, name_pattern, scheduler, out, qq, overwrite) -> None:
+        top_fraction, scale, lvs, condition_on, overlap_threshold, condition_predictor, joint,
+        name_pattern, scheduler, out, qq, overwrite) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For each LV and trait: y = −log10 p (standardized) regressed on the LV's top-gene
@@ -127,6 +152,9 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
           --gene-corr gene_corrs-within_5mb.parquet --out gls.parquet
       gpu-engine --backend gpu gls --lv-model Z.parquet --traits smultixcan/ \\
           --gene-corr R.parquet --covars all --mode full --out gls_full.parquet
+      gpu-engine gls --lv-model Z.parquet --traits smultixcan/ --gene-corr R.parquet \\
+          --condition-on significant --condition-predictor continuous --out gls_cond.parquet
+      gpu-engine gls … --lvs LV246,LV45 --joint --out joint.tsv
     """
     from ..distributed import describe, get_client
     from ..gls import associate, read_traits
@@ -134,6 +162,10 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
 
     check_output(out, overwrite=overwrite, what="--out", table=True)
     check_output(qq, overwrite=overwrite, what="--qq")
+    if joint and (condition_on or len(_split(lvs)) < 2):
+        raise click.UsageError("--joint needs --lvs with two or more LVs and no --condition-on")
+    if condition_on is not None and condition_on not in ("overlap", "significant"):
+        condition_on = _split(condition_on)
     con = _console()
     be = _backend(obj)
     covar_list = _covars(covars)
@@ -148,11 +180,22 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
                                           name_pattern=name_pattern, progress=progress)
         cov = read_table(covariates, what="covariates") if covariates else derived
         client = get_client(scheduler)
-        res = associate(Z, traits, R, cov, mode=mode, predictor=predictor,
-                        top_fraction=top_fraction, covars=covar_list,
-                        scale="pvalue" if report is not None else scale,
-                        lvs=_split(lvs) or None, backend=be, client=client, progress=progress)
-        params = {"mode": mode, "predictor": predictor, "top_fraction": top_fraction,
+        common = {"mode": mode, "predictor": predictor, "top_fraction": top_fraction,
+                  "covars": covar_list, "scale": "pvalue" if report is not None else scale,
+                  "backend": be}
+        if joint:
+            from ..gls import joint_associate
+
+            res = joint_associate(Z, traits, R, cov, lvs=_split(lvs), **common)
+        else:
+            res = associate(Z, traits, R, cov, lvs=_split(lvs) or None, client=client,
+                            progress=progress, condition_on=condition_on,
+                            overlap_threshold=overlap_threshold,
+                            condition_predictor=condition_predictor, **common)
+        params = {"condition_on": condition_on, "overlap_threshold": overlap_threshold,
+                  "condition_predictor": condition_predictor, "joint": joint,
+                  "selection": res.attrs.get("selection"),
+                  "mode": mode, "predictor": predictor, "top_fraction": top_fraction,
                   "covars": covar_list, "scale": scale, "lvs": _split(lvs),
                   "alignment": res.attrs.get("alignment"), "skipped": res.attrs.get("skipped"),
                   "missing_genes": res.attrs.get("missing_genes"),

@@ -89,7 +89,8 @@ def core_genes(gls: pd.DataFrame, lv_loadings: pd.DataFrame, pvalues: pd.DataFra
 
     gls : a GLS result table (``lv, trait, beta, fdr``); pairs with FDR < ``fdr`` and β > 0.
     lv_loadings : genes × LVs Z. pvalues : genes × traits gene-level p-values (S-MultiXcan).
-    Returns :class:`CoreGenes`, pairs by FDR then genes by loading.
+    Returns :class:`CoreGenes`, pairs by FDR then genes by loading; ``attrs["twas_thresholds"]``
+    holds each trait's TWAS threshold.
     """
     Z = lv_loadings.copy()
     Z.columns = Z.columns.astype(str)
@@ -117,7 +118,7 @@ def core_genes(gls: pd.DataFrame, lv_loadings: pd.DataFrame, pvalues: pd.DataFra
                          r.beta, r.fdr))
     out = pd.DataFrame(rows, columns=list(CORE_COLUMNS))
     return CoreGenes.from_frame(out, fdr=fdr, top_fraction=top_fraction,
-                                twas_threshold=twas_threshold)
+                                twas_thresholds={t: c[2] for t, c in cache.items()})
 
 
 def gene_scores(gls: pd.DataFrame, lv_loadings: pd.DataFrame, pvalues: pd.DataFrame, *,
