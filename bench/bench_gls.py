@@ -103,4 +103,34 @@ def cases(size: str, backend) -> list[Case]:
                             lambda a, b: float((a["pvalue_onesided"] - b["pvalue_onesided"]
                                                 ).abs().max()), {"mode": mode},
                             repeats=repeats))
+    out.extend(conditional_cases(Z, P, R, shape, backend, repeats))
+    return out
+
+
+def conditional_cases(Z, P, R, shape, backend, repeats):
+    """Conditional GLS beside the marginal run on the same data (the marginal run is the
+    baseline; a ratio of 0.33 means 3× the marginal time): the overlap rule (Jaccard ≥ 0.2 of
+    top genes; few LVs of the synthetic model overlap, so this is the rule's overhead), and
+    every LV given two others (three top-gene blocks per design: the heavy case)."""
+    from gpu_engine.gls import associate
+
+    lvs = list(Z.columns)
+    two = {lv: [lvs[(i + 1) % len(lvs)], lvs[(i + 2) % len(lvs)]] for i, lv in enumerate(lvs)}
+
+    def marginal():
+        return associate(Z, P, R, backend=backend)
+
+    def check(b, o):  # LVs without a conditioning set keep the marginal p exactly
+        same = (o["conditioned_on"].astype(str) == "").to_numpy()
+        return float(np.max(np.abs(o["pvalue_onesided"].to_numpy()[same]
+                                   - b["pvalue_onesided"].to_numpy()[same]), initial=0.0))
+
+    out = []
+    for label, kw in (("overlap rule (Jaccard ≥ 0.2)", {"condition_on": "overlap"}),
+                      ("every LV given two others", {"condition_on": two})):
+        out.append(Case(f"conditional, {label}, {backend.name} vs marginal", shape, marginal,
+                        lambda kw=kw: associate(Z, P, R, backend=backend, **kw),
+                        "gpu_engine marginal", f"gpu_engine conditional {backend.name}",
+                        backend.name, check, {"mode": "submatrix", "rule": label},
+                        repeats=repeats))
     return out

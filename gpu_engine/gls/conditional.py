@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -54,11 +54,20 @@ from ..kernels.gls import MAX_Q
 from ..stats import fdr_bh
 from .association import RESULT_COLUMNS, GLSResults, compute, result_table
 from .engine import Ops, _standardize, _trait_gram
-from .model import PREDICTORS, Problem, _cholesky, plan_group, predictor_columns, prepare
+from .model import (
+    PREDICTORS,
+    Problem,
+    _cholesky,
+    diagonal_blocks,
+    plan_group,
+    predictor_columns,
+    prepare,
+)
 
 log = logging.getLogger(__name__)
 
 RULES = ("overlap", "significant")
+_WHITENER_CACHE_BYTES = 1 << 30
 CONDITIONAL_COLUMNS = (*RESULT_COLUMNS, "conditioned_on", "pvalue_onesided_marginal")
 
 
@@ -71,6 +80,8 @@ class _Group:
     where: dict  # LV position in the problem → column of plan.S
     Sc: np.ndarray | None = None    # conditioning columns when they differ from plan.S
     WSc: np.ndarray | None = None   # full mode: L⁻¹ Sc
+    whiteners: dict = field(default_factory=dict)  # diagonal block genes → chol⁻¹, reused
+    cached_bytes: int = 0
 
 
 def max_conditioning(n_covars: int) -> int:
@@ -169,9 +180,15 @@ def fit_sets(problem: Problem, group: _Group, cols: np.ndarray, sets, ops: Ops) 
     problem's traits, all in ``group``).
 
     ``sets``: (members, targets) with members a tuple of LV positions (the design's LV
-    columns, in this order) and targets the members whose coefficient is wanted. Returns
-    ``{(members, target): (5, len(cols)) array}`` (NaN: singular design, or an LV without a
-    predictor in this group)."""
+    columns, in this order) and targets the members whose coefficient is wanted; a set with
+    one target, its first member, is a conditional fit (the other members take the
+    conditioning columns). Returns ``{(members, target): (5, len(cols)) array}`` (NaN:
+    singular design, or an LV without a predictor in this group).
+
+    The products with the traits are shared: [1, S]ᵀM once for every column any set uses;
+    per set only the union block U is whitened, by its diagonal blocks (R_UU is block
+    diagonal when the LVs' top genes lie far apart, so the cost is about the sum of the
+    LVs' own block costs, not |U|²)."""
     xp = ops.xp
     plan = group.plan
     n = plan.n
@@ -190,61 +207,61 @@ def fit_sets(problem: Problem, group: _Group, cols: np.ndarray, sets, ops: Ops) 
     T, m = len(cols), M.shape[2]
     M2 = xp.ascontiguousarray(M.reshape(n, T * m))
     out = {}
-    wanted = [s for s in sets if all(c in group.where for c in s[0])]
+    wanted = []
     for members, targets in sets:
-        if not all(c in group.where for c in members):
+        if all(c in group.where for c in members):
+            wanted.append((members, targets))
+        else:
             for t in targets:
                 out[(members, t)] = np.full((5, T), np.nan)
     if not wanted:
         return out
-    S = ops.device(plan, "S", plan.S)
-    Sc = S if group.Sc is None else ops.device(plan, "Sc", group.Sc)
-    ones = xp.ones(n)
-    if plan.mode == "full":
+    full = plan.mode == "full"
+    # every design column any set uses: ("s", j) the LV's predictor, ("c", j) its
+    # conditioning column; column 0 is the intercept
+    layout = {}
+    designs = []
+    for members, targets in wanted:
+        conditional = len(targets) == 1 and targets[0] == members[0]
+        keys = [("s", group.where[members[0]])] + [
+            ("c" if conditional and group.Sc is not None else "s", group.where[c])
+            for c in members[1:]]
+        for key in keys:
+            layout.setdefault(key, len(layout) + 1)
+        designs.append([0] + [layout[key] for key in keys])
+    if full:
+        src = {"s": plan.WS, "c": group.WSc}
+        first = plan.W1
+    else:
+        src = {"s": plan.S, "c": group.Sc}
+        first = np.ones(n)
+    A = np.empty((n, len(layout) + 1))
+    A[:, 0] = first
+    for (kind, j), c in layout.items():
+        A[:, c] = src[kind][:, j]
+    Ad = xp.asarray(A)
+    if full:
         WM = xp.empty_like(M2)
         for a, b, Lf in plan.factor:
             WM[a:b] = ops.solve_triangular(ops.device(plan, f"L{a}", Lf), M2[a:b], lower=True)
-        W1 = ops.device(plan, "W1", plan.W1)
-        WS = ops.device(plan, "WS", plan.WS)
-        WSc = WS if group.WSc is None else ops.device(plan, "WSc", group.WSc)
-        mm = _trait_gram(xp, W1, WM.reshape(n, T, m))
+        mm = _trait_gram(xp, xp.asarray(plan.W1), WM.reshape(n, T, m))
+        AA, AM = Ad.T @ Ad, Ad.T @ WM
     else:
-        mm = _trait_gram(xp, ones, M)
+        mm = _trait_gram(xp, xp.ones(n), M)
+        AA, AM = Ad.T @ Ad, Ad.T @ M2
     top = problem.top_all[plan.genes]
-    for members, targets in wanted:
-        idx = [group.where[c] for c in members]
-        p0 = 1 + len(idx)  # [1, s of each member]
-        # a conditional fit (one target, first) takes the conditioning LVs' own columns
-        rest = Sc if len(targets) == 1 and targets[0] == members[0] else S
-        if plan.mode == "full":
-            rest = WSc if rest is Sc else WS
-            X = xp.concatenate([W1[:, None], WS[:, idx[:1]], rest[:, idx[1:]]], axis=1)
-            gxx = X.T @ X
-            gxm = X.T @ WM
-        else:
-            X = xp.concatenate([ones[:, None], S[:, idx[:1]], rest[:, idx[1:]]], axis=1)
+    for (members, targets), design in zip(wanted, designs):
+        p0 = len(design)
+        d = np.asarray(design)
+        dd = xp.asarray(d)
+        gxx = AA[np.ix_(d, d)] if xp is np else AA[dd[:, None], dd[None, :]]
+        gxm = AM[dd]
+        mm_set = mm
+        if not full:
             U = np.flatnonzero(top[:, list(members)].any(axis=1))
-            gxx = X.T @ X
-            gxm = X.T @ M2
             if U.size:
-                gu = plan.genes[U]
-                L = _cholesky(problem.R[np.ix_(gu, gu)], "the union of the top-gene blocks of "
-                              + ", ".join(problem.lv_names[c] for c in members),
-                              problem.genes[gu])
-                W = xp.asarray(sla.solve_triangular(L, np.eye(U.size), lower=True))
-                Ud = xp.asarray(U)
-                XU, MU = X[Ud], M2[Ud]
-                WXU, WMU = W @ XU, W @ MU
-                gxx = gxx - XU.T @ XU + WXU.T @ WXU
-                gxm = gxm - XU.T @ MU + WXU.T @ WMU
-                MU3, WMU3 = MU.reshape(U.size, T, m), WMU.reshape(U.size, T, m)
-                mm_set = mm.copy()
-                mm_set[:, 1:, 1:] += (xp.einsum("ita,itb->tab", WMU3, WMU3)
-                                      - xp.einsum("ita,itb->tab", MU3, MU3))
-            else:
-                mm_set = mm
-        if plan.mode == "full":
-            mm_set = mm
+                gxx, gxm, mm_set = _whiten_union(problem, group, U, members, A[:, d],
+                                                 M2, gxx, gxm, mm, T, m, xp)
         q = p0 + m
         G = xp.empty((T, q, q))
         G[:, :p0, :p0] = gxx[None]
@@ -257,6 +274,51 @@ def fit_sets(problem: Problem, group: _Group, cols: np.ndarray, sets, ops: Ops) 
             col = 1 + members.index(t)
             out[(members, t)] = np.asarray(ops.to_host(ops.stats(G, float(n), col)))
     return out
+
+
+def _whiten_union(problem, group, U, members, X, M2, gxx, gxm, mm, T, m, xp):
+    """Replace the identity by R on the union block U in the Gram pieces: subtract the raw
+    block rows' products and add the whitened ones, diagonal block by diagonal block of
+    R_UU (a block of one gene with R_ii = 1 changes nothing and is skipped). Each block's
+    whitener is kept for the next set that has the same block (up to 1 GiB per group)."""
+    plan = group.plan
+    gu = plan.genes[U]
+    Ru = problem.R[np.ix_(gu, gu)]
+    blocks = diagonal_blocks(Ru)
+    rows, whiteners = [], []
+    for a, b in blocks:
+        if b - a == 1 and Ru[a, a] == 1.0:
+            continue
+        key = U[a:b].tobytes()
+        W = group.whiteners.get(key)
+        if W is None:
+            L = _cholesky(Ru[a:b, a:b], "the union of the top-gene blocks of "
+                          + ", ".join(problem.lv_names[c] for c in members),
+                          problem.genes[gu[a:b]])
+            W = sla.solve_triangular(L, np.eye(b - a), lower=True)
+            if group.cached_bytes + W.nbytes <= _WHITENER_CACHE_BYTES:
+                group.whiteners[key] = W
+                group.cached_bytes += W.nbytes
+        rows.append(U[a:b])
+        whiteners.append(W)
+    if not rows:
+        return gxx, gxm, mm
+    gxx = gxx.copy()
+    gxm = gxm.copy()
+    mm = mm.copy()
+    for r, W in zip(rows, whiteners):
+        XU = X[r]
+        WXU = W @ XU
+        gxx += xp.asarray(WXU.T @ WXU - XU.T @ XU)
+        rd = xp.asarray(r)
+        Wd = xp.asarray(W)
+        MU = M2[rd]
+        WMU = Wd @ MU
+        gxm += xp.asarray(WXU.T) @ WMU - xp.asarray(XU.T) @ MU
+        MU3, WMU3 = MU.reshape(r.size, T, m), WMU.reshape(r.size, T, m)
+        mm[:, 1:, 1:] += (xp.einsum("ita,itb->tab", WMU3, WMU3)
+                          - xp.einsum("ita,itb->tab", MU3, MU3))
+    return gxx, gxm, mm
 
 
 def _ops(be, ops):
