@@ -50,7 +50,6 @@ import scipy.linalg as sla
 
 from ..backend import get_backend
 from ..errors import InputError, preview
-from ..kernels.gls import MAX_Q
 from ..stats import fdr_bh
 from .association import RESULT_COLUMNS, GLSResults, compute, result_table
 from .engine import Ops, _standardize, _trait_gram
@@ -87,6 +86,8 @@ class _Group:
 def max_conditioning(n_covars: int) -> int:
     """The largest conditioning set the statistics kernel solves with ``n_covars``
     covariates (the Gram matrix [1, s_ℓ, S_C, covariates, y] has at most MAX_Q columns)."""
+    from ..kernels.gls import MAX_Q  # imported here: numba loads only when work starts
+
     return MAX_Q - 3 - n_covars
 
 
