@@ -60,7 +60,8 @@ def enrichment_plot(table: pd.DataFrame, path: str | os.PathLike, *, n: int = 20
         raise InputError("an empty enrichment table: nothing to plot")
     d = table.nsmallest(n, "pvalue").iloc[::-1]
     context = "attribute" in d.columns
-    labels = ([f"{shorten(r.lv, 14)} · {shorten(r.value, 20)}" for r in d.itertuples()]
+    labels = ([f"{shorten(r.lv, 14)} · {shorten(f'{r.attribute}={r.value}', 26)}"
+               for r in d.itertuples()]
               if context else [shorten(x, 24) for x in d["lv"]])
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(d) + 1.5))
