@@ -52,6 +52,11 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, width=None if stream.isatty() else 160)
 
 
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated option value as a list of stripped, non-empty names."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
 def progress_enabled() -> bool | str:
     """A progress bar on an interactive terminal; elsewhere ``"log"``: plain periodic lines
     on standard error once the work has run 10 s (see :mod:`gpu_engine.progress`)."""

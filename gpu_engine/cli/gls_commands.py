@@ -14,6 +14,7 @@ from ._common import (
     load_lv_model,
     lv_model_options,
     scheduler_option,
+    split_list,
 )
 from ._common import backend as _backend
 from ._common import console as _console
@@ -23,16 +24,12 @@ _COVARS_HELP = ("Gene covariates, comma-separated, or 'all': gene_size (n_indep)
                 "gene_size_log, gene_density (n_indep / n), gene_density_log (−log density). "
                 "Derived from the S-MultiXcan files' n and n_indep, or read from --covariates.")
 
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
 def _covars(value: str | None) -> list[str]:
     from ..gls import COVARIATES
 
     if value == "all":
         return list(COVARIATES)
-    return _split(value)
+    return split_list(value)
 
 
 def _read_gene_corr(path: Path):
@@ -162,10 +159,10 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
 
     check_output(out, overwrite=overwrite, what="--out", table=True)
     check_output(qq, overwrite=overwrite, what="--qq")
-    if joint and (condition_on or len(_split(lvs)) < 2):
+    if joint and (condition_on or len(split_list(lvs)) < 2):
         raise click.UsageError("--joint needs --lvs with two or more LVs and no --condition-on")
     if condition_on is not None and condition_on not in ("overlap", "significant"):
-        condition_on = _split(condition_on)
+        condition_on = split_list(condition_on)
     con = _console()
     be = _backend(obj)
     covar_list = _covars(covars)
@@ -186,9 +183,9 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
         if joint:
             from ..gls import joint_associate
 
-            res = joint_associate(Z, traits, R, cov, lvs=_split(lvs), **common)
+            res = joint_associate(Z, traits, R, cov, lvs=split_list(lvs), **common)
         else:
-            res = associate(Z, traits, R, cov, lvs=_split(lvs) or None, client=client,
+            res = associate(Z, traits, R, cov, lvs=split_list(lvs) or None, client=client,
                             progress=progress, condition_on=condition_on,
                             overlap_threshold=overlap_threshold,
                             condition_predictor=condition_predictor, **common)
@@ -196,7 +193,7 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
                   "condition_predictor": condition_predictor, "joint": joint,
                   "selection": res.attrs.get("selection"),
                   "mode": mode, "predictor": predictor, "top_fraction": top_fraction,
-                  "covars": covar_list, "scale": scale, "lvs": _split(lvs),
+                  "covars": covar_list, "scale": scale, "lvs": split_list(lvs),
                   "alignment": res.attrs.get("alignment"), "skipped": res.attrs.get("skipped"),
                   "missing_genes": res.attrs.get("missing_genes"),
                   "cluster": describe(client)}
@@ -278,7 +275,7 @@ def gls_null(obj: Obj, lv_model, lv_l2, gene_corr, n_null, mode, predictor, top_
         n_indep = (read_table(n_indep_path, what="n_indep table") if n_indep_path else None)
         client = get_client(scheduler)
         cal = null_calibration(Z, R, n_null=n_null, mode=mode, predictor=predictor,
-                               top_fraction=top_fraction, lvs=_split(lvs) or None, seed=seed,
+                               top_fraction=top_fraction, lvs=split_list(lvs) or None, seed=seed,
                                null_model=null_model, n_indep=n_indep, backend=be,
                                client=client, progress=_progress_enabled())
         meta = run_metadata(backend=be, inputs=[lv_model, gene_corr], command="gls-null",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CONTEXT, Obj, check_output, load_lv_model, lv_model_options
+from ._common import CONTEXT, Obj, check_output, load_lv_model, lv_model_options, split_list
 from ._common import console as _console
 
 
@@ -167,8 +167,7 @@ def enrich(obj: Obj, lv_model, lv_l2, gene_set, set_name, lvs, out, plot, overwr
     con = _console()
     Z = load_lv_model(lv_model, lv_l2, obj).Z
     name, genes_ = _gene_set(gene_set, set_name)
-    lv_list = [x.strip() for x in lvs.split(",")] if lvs else None
-    res = gene_set_enrichment(Z, genes_, lvs=lv_list, name=name)
+    res = gene_set_enrichment(Z, genes_, lvs=split_list(lvs) or None, name=name)
     res.save(out)
     if plot:
         from ..lv_analysis.plots import enrichment_plot
@@ -230,9 +229,8 @@ def context(b_path, metadata, attributes, top_fraction, lvs, out, plot, overwrit
     B = _read_B(b_path)
     meta = _table(metadata, "sample metadata")
     meta = meta.set_index(meta.columns[0])
-    res = context_enrichment(B, meta, attributes=[a.strip() for a in attributes.split(",")]
-                             if attributes else None, top_fraction=top_fraction,
-                             lvs=[x.strip() for x in lvs.split(",")] if lvs else None)
+    res = context_enrichment(B, meta, attributes=split_list(attributes) or None,
+                             top_fraction=top_fraction, lvs=split_list(lvs) or None)
     res.save(out)
     if plot and len(res):
         from ..lv_analysis.plots import enrichment_plot

@@ -162,7 +162,7 @@ def _groups(problem: Problem, condition_predictor: str | None = None) -> list[_G
     out = []
     own = condition_predictor not in (None, problem.predictor)
     for mask, tidx in problem.groups:
-        plan = plan_group(problem, mask)
+        plan = plan_group(problem, mask, block_whiteners=False)
         g = _Group(plan, tidx, {int(lv): i for i, lv in enumerate(plan.lvs)})
         if own:
             Zg = problem.Z[np.ix_(plan.genes, plan.lvs)]

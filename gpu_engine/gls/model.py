@@ -291,8 +291,11 @@ def _cholesky(A: np.ndarray, what: str, genes) -> np.ndarray:
             "`gpu-engine twas gene-corr`, which makes it positive definite)") from None
 
 
-def plan_group(problem: Problem, gene_mask: np.ndarray) -> GroupPlan:
-    """Build the LV side of the model for the genes in ``gene_mask`` (see the module doc)."""
+def plan_group(problem: Problem, gene_mask: np.ndarray, *,
+               block_whiteners: bool = True) -> GroupPlan:
+    """Build the LV side of the model for the genes in ``gene_mask`` (see the module doc).
+    ``block_whiteners=False`` leaves out the sub-matrix mode's per-LV block whiteners (for
+    callers that whiten blocks of their own, like the conditional fits)."""
     gpos = np.flatnonzero(gene_mask)
     n = gpos.size
     Zg = problem.Z[gpos]
@@ -322,6 +325,8 @@ def plan_group(problem: Problem, gene_mask: np.ndarray) -> GroupPlan:
             W1[a:b] = sla.solve_triangular(L, np.ones(b - a), lower=True)
             WS[a:b] = sla.solve_triangular(L, S[a:b], lower=True)
         plan.W1, plan.WS = W1, WS
+        return plan
+    if not block_whiteners:
         return plan
     # sub-matrix mode: per LV, the top genes (all-gene rule) among the group's genes
     blocks = [np.flatnonzero(problem.top_all[gpos, j]) for j in lvs]

@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
-from scipy.stats import hypergeom, rankdata
+from scipy.stats import hypergeom
 
 from ..errors import InputError, preview
+from ..plier.annotate import mann_whitney_greater
 from ..results import TableResult, register
 from ..stats import fdr_bh
 
@@ -48,29 +48,6 @@ class ContextEnrichment(TableResult):
     :data:`CONTEXT_COLUMNS`)."""
 
     kind = "lv_context_enrichment"
-
-
-def _mann_whitney_columns(Z: np.ndarray, member: np.ndarray):
-    """AUC and one-sided p (members > others) for every column of Z (n × L)."""
-    n1 = int(member.sum())
-    n2 = Z.shape[0] - n1
-    n = n1 + n2
-    auc = np.empty(Z.shape[1])
-    p = np.empty(Z.shape[1])
-    for j in range(Z.shape[1]):
-        col = Z[:, j]
-        ranks = rankdata(col)
-        u = ranks[member].sum() - n1 * (n1 + 1) / 2.0
-        _, counts = np.unique(col, return_counts=True)
-        ties = float((counts.astype(np.float64) ** 3 - counts).sum())
-        var = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
-        auc[j] = u / (n1 * n2)
-        if var <= 0:
-            p[j] = math.nan
-            continue
-        z = (u - n1 * n2 / 2.0 - 0.5) / math.sqrt(var)
-        p[j] = float(ndtr(-z))
-    return auc, p
 
 
 def gene_set_enrichment(lv_loadings: pd.DataFrame, gene_set, *, lvs=None, n_top_lvs: int = 3,
@@ -106,7 +83,8 @@ def gene_set_enrichment(lv_loadings: pd.DataFrame, gene_set, *, lvs=None, n_top_
         log.warning("%s: %d of its %d genes are not in the LV model and are left out: %s", name,
                     len(missing), len(genes), preview(missing))
     values = Z.to_numpy(np.float64)
-    auc, p = _mann_whitney_columns(values, member)
+    auc, p = np.array([mann_whitney_greater(values[member, j], values[~member, j])
+                       for j in range(values.shape[1])]).reshape(-1, 2).T
     set_idx = np.flatnonzero(member)
     top_genes = []
     for j in range(values.shape[1]):
