@@ -118,8 +118,8 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
                                       "overlap.")
 @click.option("--condition-predictor", type=click.Choice(["binary", "continuous"]),
               default=None, help="The conditioning LVs' columns (default: as --predictor); "
-                                 "continuous (their loadings) also removes spill-over from "
-                                 "a module's lower-loading genes.")
+                                 "continuous: their loadings, the whole module rather than "
+                                 "its top genes.")
 @click.option("--joint", is_flag=True,
               help="Fit the LVs of --lvs together per trait; one row per LV with its "
                    "coefficient given the others.")

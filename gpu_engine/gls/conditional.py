@@ -342,7 +342,7 @@ def conditional_associate(lv_loadings, traits, gene_corr, covariates=None, *, co
     fdr : the marginal FDR defining the candidates of ``"significant"`` (0.05).
     condition_predictor : the conditioning LVs' columns: None (the same kind as ``predictor``)
         or ``"continuous"`` (their standardized loadings: the whole module, not only its top
-        genes, which is what removes spill-over from a module's lower-loading genes).
+        genes; on the worlds it prunes somewhat more spill-over, see docs/modules.md).
 
     Returns a :class:`GLSResults` with the marginal columns (FDR recomputed over this table),
     ``conditioned_on`` (the LVs in the design besides ℓ, comma-separated; empty: the marginal
