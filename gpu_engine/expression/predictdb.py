@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from ..errors import InputError, preview
+from ..errors import InputError
 from .elastic_net import ALPHA, N_LAMBDA, SUMMARY_COLUMNS, NestedFolds, fit_genes
-from .genotypes import Genotypes, cis_windows, impute_mean, snp_filter
-from .prepare import prepare_expression
+from .genotypes import Genotypes, impute_mean
+from .prepare import training_data
 
 log = logging.getLogger(__name__)
 WEIGHT_COLUMNS = ("rsid", "gene", "weight", "ref_allele", "eff_allele", "varID")
@@ -78,28 +78,11 @@ class ElasticNetPredictor(BaseEstimator):
 
         if not 0 < self.alpha <= 1:
             raise InputError(f"alpha must be in (0, 1], not {self.alpha}")
-        report: dict = {}
-        y_all, samples = prepare_expression(expression, covariates, genotypes.samples, report)
-        geno = genotypes.subset(samples=samples)
-        keep, counts = snp_filter(geno.snps, geno.dosages, maf=self.maf,
-                                  maf_filter=self.maf_filter)
-        report["snp_filter"] = counts
-        X_all, n_imputed = impute_mean(geno.dosages[:, keep])
-        snps = geno.snps.loc[keep].reset_index(drop=True)
-        report["dosages_imputed"] = n_imputed
-        if n_imputed:
-            log.warning("%s: %d missing dosages set to the SNP's mean", genotypes.source,
-                        n_imputed)
-        gtab = _gene_table(genes, y_all.columns)
-        windows = cis_windows(snps, gtab, self.window)
-        few = [g for g in gtab["gene"] if len(windows[g]) < 2]
-        report["genes_skipped_fewer_than_2_snps"] = few
-        todo = [g for g in gtab["gene"] if len(windows[g]) >= 2]
-        if not todo:
-            raise InputError(f"no gene has ≥ 2 cis SNPs within {self.window:,.0f} bp after the "
-                             f"SNP filters ({len(few)} genes, {len(snps):,} SNPs kept: "
-                             f"{counts}); check the gene table's chromosome names and "
-                             "positions against the genotypes")
+        d = training_data(genotypes, expression, genes, covariates, window=self.window,
+                          maf=self.maf, maf_filter=self.maf_filter)
+        X_all, y_all, snps, windows, todo, gtab, report = (d.X, d.y, d.snps, d.windows,
+                                                           d.genes, d.gene_table, d.report)
+        samples = d.samples
         n = len(samples)
         items, rngs = [], []
         for gi, g in enumerate(todo):
@@ -183,31 +166,6 @@ class ElasticNetPredictor(BaseEstimator):
                        tissue=tissue, population=population, seed=self.seed)
         write_covariance(covariance_path, {g: self.covariances_[g] for g in written["gene"]})
         return written
-
-
-def _gene_table(genes: pd.DataFrame, expressed) -> pd.DataFrame:
-    need = {"gene", "chromosome", "start", "end"}
-    if not need <= set(genes.columns):
-        raise InputError(f"gene table: needs columns {sorted(need)} (and optionally genename, "
-                         f"gene_type); found {preview(genes.columns)}")
-    g = genes.copy()
-    g["gene"] = g["gene"].astype(str)
-    if g["gene"].duplicated().any():
-        raise InputError(f"gene table: duplicated gene(s) "
-                         f"{preview(g.loc[g['gene'].duplicated(), 'gene'])}")
-    for col, default in (("genename", g["gene"]), ("gene_type", "NA")):
-        if col not in g:
-            g[col] = default
-    expressed = pd.Index(expressed).astype(str)
-    absent = expressed.difference(g["gene"])
-    if len(absent):
-        log.warning("gene table: no row for %d expressed gene(s) (%s): not trained",
-                    len(absent), preview(absent))
-    g = g.loc[g["gene"].isin(expressed)]
-    if g.empty:
-        raise InputError(f"gene table: none of its genes is in the expression table "
-                         f"({preview(expressed)}); check the gene ids (versions?)")
-    return g.reset_index(drop=True)
 
 
 def write_database(path, summary: pd.DataFrame, weights: pd.DataFrame, *, n_samples: int,

@@ -1,12 +1,20 @@
-"""Expression prepared as PredictDB does: per gene, OLS of expression on the covariates with
-an intercept, residuals standardised (mean 0, sd with ddof 1)."""
+"""What every expression model trains on: expression prepared as PredictDB does (per gene,
+OLS of expression on the covariates with an intercept, residuals standardised: mean 0, sd
+with ddof 1), the genotypes of the same samples after the SNP filters with missing dosages
+set to the SNP's mean, and each gene's cis window."""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError, preview
+from .genotypes import Genotypes, cis_windows, impute_mean, snp_filter
+
+log = logging.getLogger(__name__)
 
 
 def prepare_expression(expression: pd.DataFrame, covariates: pd.DataFrame | None,
@@ -57,3 +65,77 @@ def prepare_expression(expression: pd.DataFrame, covariates: pd.DataFrame | None
     report["genes_constant_dropped"] = [str(g) for g in expr.columns[const]]
     R = (R[:, ~const] - R[:, ~const].mean(0)) / sd[~const]
     return pd.DataFrame(R, index=samples, columns=expr.columns[~const]), samples
+
+
+@dataclass
+class TrainingData:
+    """The inputs of every per-gene fit: ``X`` (n × m filtered, imputed dosages of the
+    ``samples``), ``y`` (n × genes standardised residual expression), ``snps`` (the m SNPs'
+    table), ``windows`` (gene → column positions of its cis SNPs, in SNP-table order, i.e.
+    by position within a chromosome), ``genes`` (the genes with ≥ 2 cis SNPs, in gene-table
+    order), ``gene_table`` and ``report`` (samples used, SNP-filter counts, dosages imputed,
+    genes skipped)."""
+
+    X: np.ndarray = field(repr=False)
+    y: pd.DataFrame = field(repr=False)
+    snps: pd.DataFrame = field(repr=False)
+    windows: dict = field(repr=False)
+    genes: list
+    gene_table: pd.DataFrame = field(repr=False)
+    report: dict
+    samples: pd.Index = field(repr=False)
+
+
+def training_data(genotypes: Genotypes, expression: pd.DataFrame, genes: pd.DataFrame,
+                  covariates: pd.DataFrame | None = None, *, window: float = 1e6,
+                  maf: float = 0.01, maf_filter: str = "min") -> TrainingData:
+    """Samples matched, expression prepared, SNPs filtered and imputed, cis windows found;
+    genes with < 2 cis SNPs skipped and counted (an error when none is left)."""
+    report: dict = {}
+    y_all, samples = prepare_expression(expression, covariates, genotypes.samples, report)
+    geno = genotypes.subset(samples=samples)
+    keep, counts = snp_filter(geno.snps, geno.dosages, maf=maf, maf_filter=maf_filter)
+    report["snp_filter"] = counts
+    X_all, n_imputed = impute_mean(geno.dosages[:, keep])
+    snps = geno.snps.loc[keep].reset_index(drop=True)
+    report["dosages_imputed"] = n_imputed
+    if n_imputed:
+        log.warning("%s: %d missing dosages set to the SNP's mean", genotypes.source, n_imputed)
+    gtab = _gene_table(genes, y_all.columns)
+    windows = cis_windows(snps, gtab, window)
+    few = [g for g in gtab["gene"] if len(windows[g]) < 2]
+    report["genes_skipped_fewer_than_2_snps"] = few
+    todo = [g for g in gtab["gene"] if len(windows[g]) >= 2]
+    if not todo:
+        raise InputError(f"no gene has ≥ 2 cis SNPs within {window:,.0f} bp after the SNP "
+                         f"filters ({len(few)} genes, {len(snps):,} SNPs kept: {counts}); "
+                         "check the gene table's chromosome names and positions against the "
+                         "genotypes")
+    return TrainingData(X_all, y_all, snps, windows, todo, gtab, report, samples)
+
+
+def _gene_table(genes: pd.DataFrame, expressed) -> pd.DataFrame:
+    need = {"gene", "chromosome", "start", "end"}
+    if not need <= set(genes.columns):
+        raise InputError(f"gene table: needs columns {sorted(need)} (and optionally genename, "
+                         f"gene_type); found {preview(genes.columns)}")
+    g = genes.copy()
+    g["gene"] = g["gene"].astype(str)
+    if g["gene"].duplicated().any():
+        raise InputError(f"gene table: duplicated gene(s) "
+                         f"{preview(g.loc[g['gene'].duplicated(), 'gene'])}")
+    for col, default in (("genename", g["gene"]), ("gene_type", "NA")):
+        if col not in g:
+            g[col] = default
+    expressed = pd.Index(expressed).astype(str)
+    absent = expressed.difference(g["gene"])
+    if len(absent):
+        log.warning("gene table: no row for %d expressed gene(s) (%s): not trained",
+                    len(absent), preview(absent))
+    g = g.loc[g["gene"].isin(expressed)]
+    if g.empty:
+        raise InputError(f"gene table: none of its genes is in the expression table "
+                         f"({preview(expressed)}); check the gene ids (versions?)")
+    return g.reset_index(drop=True)
+
+
