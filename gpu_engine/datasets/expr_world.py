@@ -11,11 +11,16 @@ Architectures (genetic value g standardised; y = √h²·g + √(1 − h²)·ε,
 ``additive`` (k ∈ {1, 3, 10} causal SNPs, effects N(0, 1)), ``dominance`` (Σβ·1[x ≥ 1]),
 ``recessive`` (Σβ·1[x = 2]), ``epistasis`` ((x_a − x̄_a)(x_b − x̄_b), a and b in different LD
 blocks: no additive effect by construction), ``mixed`` (additive + epistatic, equal variance),
-``null`` (h² = 0).
+``null`` (h² = 0), ``annotated`` (additive, the causal SNPs drawn with probability
+∝ exp(aᵀγ*) from the SNPs' annotation rows a: :data:`N_ANNOTATIONS` simulated annotations —
+binary with frequencies 1–25 % and two continuous — written to ``annotations.parquet`` in
+the LDSC baseline layout, z-scored with their expected moments; γ*_1 = γ*_2 = 2 on two
+binary ones, the others 0).
 
 Written: ``genotypes.{bed,bim,fam}`` (PLINK; A1 = the effect allele counted), ``expression.parquet``
 (samples × genes, first column ``sample``), ``genes.tsv`` (gene, genename, gene_type,
-chromosome, start, end), ``truth/genes.parquet`` (gene, architecture, h2, causal SNPs, effects,
+chromosome, start, end), ``annotations.parquet`` (SNP, CHR, BP, A1, A2, one column per
+annotation; every SNP), ``truth/genes.parquet`` (gene, architecture, h2, causal SNPs, effects,
 the oracle test r is computable from ``truth/genetic_value.parquet``) and ``world.json``.
 """
 
@@ -29,6 +34,17 @@ import numpy as np
 import pandas as pd
 
 ARCHITECTURES = ("additive", "dominance", "recessive", "epistasis", "mixed", "null")
+N_ANNOTATIONS = 10
+INFORMATIVE = ("ann1", "ann2")  # γ* = 2 on these (binary), 0 elsewhere
+GAMMA_STAR = 2.0
+
+
+def _annotations(rng, p: int, freq: np.ndarray) -> np.ndarray:
+    """p × K annotation rows: K − 2 binary (frequencies ``freq``) and 2 continuous N(0, 1),
+    each z-scored with its expected mean and sd."""
+    B = (rng.random((p, freq.size)) < freq).astype(float)
+    B = (B - freq) / np.sqrt(freq * (1 - freq))
+    return np.column_stack([B, rng.normal(size=(p, 2))])
 
 
 @dataclass
@@ -76,16 +92,20 @@ def _blocks_of(p: int, X: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.abs(r) < 0.2)])
 
 
-def _genetic_value(rng, X: np.ndarray, arch: str, k: int):
+def _genetic_value(rng, X: np.ndarray, arch: str, k: int, ann=None, gamma=None):
     p = X.shape[1]
     poly = np.flatnonzero(X.std(0) > 0)
     if arch == "null":
         return np.zeros(X.shape[0]), [], []
-    if arch in ("additive", "dominance", "recessive"):
-        causal = rng.choice(poly, size=min(k, poly.size), replace=False)
+    if arch in ("additive", "dominance", "recessive", "annotated"):
+        prob = None
+        if arch == "annotated":
+            e = np.exp(ann[poly] @ gamma)
+            prob = e / e.sum()
+        causal = rng.choice(poly, size=min(k, poly.size), replace=False, p=prob)
         beta = rng.normal(size=causal.size)
         F = X[:, causal]
-        F = F if arch == "additive" else (F >= 1) if arch == "dominance" else (F == 2)
+        F = F if arch in ("additive", "annotated") else (F >= 1) if arch == "dominance" else (F == 2)
         return F.astype(float) @ beta, causal.tolist(), beta.tolist()
     blocks = _blocks_of(p, X)
     a = int(rng.choice(poly))
@@ -122,6 +142,14 @@ def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: in
         real.dosages = impute_mean(real.dosages)[0]
         n_samples = real.n_samples
     samples = [f"S{i:04d}" for i in range(n_samples)] if real is None else list(real.samples)
+    # annotations from their own stream, so that worlds without them are unchanged
+    arng = np.random.default_rng([seed, 7])
+    freq = arng.uniform(0.01, 0.25, N_ANNOTATIONS - 2)
+    freq[:2] = (0.10, 0.15)  # the informative ones: common enough to learn from
+    gamma = np.zeros(N_ANNOTATIONS)
+    gamma[:2] = GAMMA_STAR
+    ann_rows = []
+    ann_real = None if real is None else _annotations(arng, len(real.snps), freq)
     blocks, snp_rows, gene_rows, truth_rows, gv = [], [], [], [], {}
     expr = {}
     offset = {}
@@ -144,6 +172,8 @@ def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: in
                 snp_rows += [(chrom, ids[j], int(pos[j]), alleles[j][0], alleles[j][1])
                              for j in range(p)]
                 blocks.append(X)
+                ann_rows.append(_annotations(arng, p, freq))
+                ann = ann_rows[-1]
                 g_start, g_end = int(pos[p // 2]), int(pos[p // 2]) + 10_000
             else:
                 chrom = str(real.snps["chromosome"].iloc[rng.integers(len(real.snps))])
@@ -152,11 +182,12 @@ def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: in
                 first = int(rng.integers(0, on.size - p + 1))
                 cols = on[first:first + p]
                 X = real.dosages[:, cols]
+                ann = ann_real[cols]
                 pos = real.snps["position"].to_numpy()[cols]
                 g_start = int(pos[p // 2])
                 g_end = g_start + 10_000
                 # the window around the gene must hold exactly these SNPs' span
-            g, causal, effects = _genetic_value(rng, X, arch, k)
+            g, causal, effects = _genetic_value(rng, X, arch, k, ann, gamma)
             g = (g - g.mean()) / g.std() if g.std() > 0 else np.zeros(n_samples)
             y = np.sqrt(h) * g + np.sqrt(1 - h) * rng.normal(size=n_samples)
             y = (y - y.mean()) / y.std(ddof=1)
@@ -182,8 +213,17 @@ def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: in
                                "allele_1": snp["a1"].to_numpy(),
                                "allele_2": snp["a2"].to_numpy()}, count_A1=True)
             geno = str(out / "genotypes")
+            A = np.concatenate(ann_rows)
+            ids = snp[["sid", "chromosome", "bp", "a1", "a2"]].to_numpy()
         else:
             geno = str(real_genotypes)
+            A = ann_real
+            ids = real.snps[["snp", "chromosome", "position", "eff_allele",
+                             "ref_allele"]].to_numpy()
+        at = pd.DataFrame(ids, columns=["SNP", "CHR", "BP", "A1", "A2"])
+        for j in range(N_ANNOTATIONS):
+            at[f"ann{j + 1}"] = A[:, j]
+        at.to_parquet(tmp / "annotations.parquet", index=False)
         pd.DataFrame(expr, index=pd.Index(samples, name="sample")).reset_index().to_parquet(
             tmp / "expression.parquet", index=False)
         pd.DataFrame(gv, index=pd.Index(samples, name="sample")).reset_index().to_parquet(
@@ -193,6 +233,8 @@ def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: in
         (tmp / "world.json").write_text(json.dumps({
             "kind": "expr_world", "seed": seed, "n_samples": n_samples,
             "genes": len(genes), "architectures": list(architectures), "genotypes": geno,
+            "gamma_star": dict(zip([f"ann{j + 1}" for j in range(N_ANNOTATIONS)],
+                                   gamma.tolist())),
             "window_note": "cis windows: use window ≥ the span of each gene's SNPs; the "
                            "simulated windows are 1 kb apart and 5 Mb from the next gene"},
             indent=1))

@@ -75,12 +75,12 @@ def generators(seed: int):
 def train_model(X, y, seed: int, *, epochs: int = 100, batch: int = 32, lr: float = 2e-3,
                 weight_decay: float = 1e-5, lam: float = PENALTY_LAMBDA,
                 alpha: float = PENALTY_ALPHA, dtype=None, device=None, init=None,
-                batch_generator=None, drop_generator=None):
+                batch_generator=None, drop_generator=None, nu=None):
     """One network trained as the reference does (see the module docstring); ``X`` (n × p)
     and ``y`` (n,) tensors. ``init``: a state dict to start from (else drawn from ``seed``).
     The batch order and the stochastic-depth decisions come from two generators
     (:func:`generators` of ``seed`` unless given). Returns (the trained network, its initial
-    state dict)."""
+    state dict). ``nu``: penalty factors per SNP (functional annotations; ν ≡ 1 if None)."""
     torch = _torch()
     net = build_network(X.shape[1], seed=seed, dtype=dtype or X.dtype, device=device)
     if init is not None:
@@ -98,7 +98,8 @@ def train_model(X, y, seed: int, *, epochs: int = 100, batch: int = 32, lr: floa
     for _ in range(epochs):
         for idx in torch.randperm(n, generator=bgen).split(batch):
             opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(net(X[idx]), y[idx]) + penalty(net, lam, alpha)
+            loss = (torch.nn.functional.mse_loss(net(X[idx]), y[idx])
+                    + penalty(net, lam, alpha, nu))
             loss.backward()
             opt.step()
     net.eval()

@@ -12,7 +12,9 @@ the same computation as G separate trainings with the same initial states, the s
 order (one index set per step serves every model: they share the samples) and the same
 stochastic-depth decisions (one generator per model). A test proves it in float64.
 
-Inputs: X (n × G × p) — each model's own cis dosages, y (n × G).
+Inputs: X (n × G × p) — each model's own cis dosages — or (n × G/R × p) when R consecutive
+models (restarts of one gene) share their dosages (repeated per batch, not in memory); y
+(n × G). Penalty factors ν (G × p, functional annotations) weight each model's scaler penalty.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ def _packed_module():
             return x + h
 
         def forward(self, x):
-            """x: (batch, G, p) → (batch, G)."""
+            """x: (batch, G, p) or (batch, G/R, p) → (batch, G)."""
             P, G = self.params, self.G
+            if x.shape[1] != G:
+                x = x.repeat_interleave(G // x.shape[1], dim=1)
             if self.width > self.p:
                 x = F.pad(x, (0, self.width - self.p))
             h = x * P["scaler_w"][None]
@@ -95,9 +99,11 @@ def _packed_module():
             h = h * P["head_norm_weight"][None] + P["head_norm_bias"][None]
             return (h * P["head_linear_weight"][None]).sum(-1) + P["head_linear_bias"][:, 0]
 
-        def penalties(self, lam=PENALTY_LAMBDA, alpha=PENALTY_ALPHA):
+        def penalties(self, lam=PENALTY_LAMBDA, alpha=PENALTY_ALPHA, nu=None):
+            """Each model's λ[α Σ ν|w| + ½(1 − α) Σ ν w²] (G,); ν ≡ 1 unless given (G × p)."""
             w = self.params["scaler_w"]
-            return lam * (alpha * w.abs().sum(1) + 0.5 * (1 - alpha) * (w * w).sum(1))
+            nu = 1.0 if nu is None else nu
+            return lam * (alpha * (nu * w.abs()).sum(1) + 0.5 * (1 - alpha) * (nu * w * w).sum(1))
 
         def state(self, g: int) -> dict:
             """Model g's state dict under the canonical names."""
@@ -130,12 +136,16 @@ def pack(states: list[dict], p: int):
 
 def train_packed(X, y, states: list[dict], *, epochs: int = 100, batch: int = 32,
                  lr: float = 2e-3, weight_decay: float = 1e-5, lam: float = PENALTY_LAMBDA,
-                 alpha: float = PENALTY_ALPHA, batch_generator=None, drop_generators=None):
-    """Train G models at once from their initial ``states`` (X: n × G × p tensor, y: n × G).
-    One batch order (``batch_generator``) serves every model; ``drop_generators``: one per
-    model for its stochastic-depth decisions. Returns the trained packed module."""
+                 alpha: float = PENALTY_ALPHA, batch_generator=None, drop_generators=None,
+                 nu=None):
+    """Train G models at once from their initial ``states`` (X: n × G × p or n × G/R × p
+    tensor, y: n × G). One batch order (``batch_generator``) serves every model;
+    ``drop_generators``: one per model for its stochastic-depth decisions; ``nu``: penalty
+    factors (G × p). Returns the trained packed module."""
     torch = _torch()
     net = pack(states, X.shape[2]).to(dtype=X.dtype, device=X.device)
+    if nu is not None:
+        nu = torch.as_tensor(nu, dtype=X.dtype, device=X.device)
     if drop_generators is not None:
         net.drop_generators = list(drop_generators)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
@@ -147,7 +157,7 @@ def train_packed(X, y, states: list[dict], *, epochs: int = 100, batch: int = 32
         for idx in torch.randperm(n, generator=gen).split(batch):
             opt.zero_grad()
             err = net(X[idx]) - y[idx]
-            loss = (err * err).mean(0).sum() + net.penalties(lam, alpha).sum()
+            loss = (err * err).mean(0).sum() + net.penalties(lam, alpha, nu).sum()
             loss.backward()
             opt.step()
     net.eval()
