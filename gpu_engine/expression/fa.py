@@ -23,11 +23,24 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..errors import InputError, preview
-from .annotations import (CHROMOSOME_GROUPS, gamma_weights, penalty_factors, smooth,
-                          solve_gamma_fista)
+from .annotations import (
+    CHROMOSOME_GROUPS,
+    gamma_weights,
+    penalty_factors,
+    smooth,
+    solve_gamma_fista,
+)
 from .cnn import PENALTY_ALPHA, PENALTY_LAMBDA, _torch
-from .cnn_predictor import (_dtype, _padded, _width, model_inputs, pearson, predict_models,
-                            predict_states, resolve_device)
+from .cnn_predictor import (
+    _dtype,
+    _padded,
+    _width,
+    model_inputs,
+    pearson,
+    predict_models,
+    predict_states,
+    resolve_device,
+)
 from .dlfa import Protocol, generators
 
 log = logging.getLogger(__name__)

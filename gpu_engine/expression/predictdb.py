@@ -169,8 +169,11 @@ class ElasticNetPredictor(BaseEstimator):
 
 
 def write_database(path, summary: pd.DataFrame, weights: pd.DataFrame, *, n_samples: int,
-                   tissue: str = "", population: str = "", seed: int = 0) -> Path:
-    """The PredictDB SQLite database of the genes in ``summary`` (see the module docstring)."""
+                   tissue: str = "", population: str = "", seed: int = 0,
+                   extra_columns: dict | None = None) -> Path:
+    """The PredictDB SQLite database of the genes in ``summary`` (see the module docstring;
+    the nested-CV columns that ``summary`` has are written). ``extra_columns``: further
+    ``extra`` columns (name → value or per-gene values)."""
     from ..io import atomic_path
 
     path = Path(path)
@@ -182,8 +185,10 @@ def write_database(path, summary: pd.DataFrame, weights: pd.DataFrame, *, n_samp
         "pred.perf.qval": np.full(len(summary), np.nan),
         "gene_type": summary["gene_type"].to_numpy()})
     for c in SUMMARY_COLUMNS:
-        if c not in extra:
+        if c not in extra and c in summary:
             extra[c] = summary[c].to_numpy()
+    for c, v in (extra_columns or {}).items():
+        extra[c] = np.asarray(v) if not np.isscalar(v) else v
     w = weights.loc[weights["gene"].isin(summary["gene"]), list(WEIGHT_COLUMNS)]
     chroms = sorted(set(summary["chromosome"].astype(str)))
     with atomic_path(path) as tmp:
