@@ -216,6 +216,49 @@ def predixcan(predicted: pd.DataFrame, trait: pd.Series, covariates: pd.DataFram
                          "pvalue": pv, "n": n})
 
 
+def predict_database(db_path, genotypes) -> pd.DataFrame:
+    """Predicted expression (samples × genes) Σ w·dosage of a PredictDB database's linear
+    models; SNPs matched by varID, else by rsid with the dosage flipped (2 − x) where the
+    database's effect allele is the genotypes' other allele; unmatched SNPs contribute 0
+    (as PrediXcan) and are counted in the log."""
+    import sqlite3
+
+    from .genotypes import impute_mean
+
+    with sqlite3.connect(db_path) as con:
+        cols = [r[1] for r in con.execute('PRAGMA table_info("weights")')]
+        w = pd.read_sql(f"SELECT rsid, gene, weight, eff_allele"
+                        f"{', varID' if 'varID' in cols else ''} FROM weights", con)
+    X, _ = impute_mean(genotypes.dosages)
+    snps = genotypes.snps
+    by_var = pd.Index(snps["varID"].astype(str))
+    by_rs = pd.Index(snps["snp"].astype(str))
+    pos = (by_var.get_indexer(w["varID"].astype(str)) if "varID" in w
+           else np.full(len(w), -1))
+    rs = by_rs.get_indexer(w["rsid"].astype(str)) if not by_rs.has_duplicates else \
+        np.full(len(w), -1)
+    use = np.where(pos >= 0, pos, rs)
+    ok = use >= 0
+    eff = snps["eff_allele"].to_numpy().astype(str)
+    ref = snps["ref_allele"].to_numpy().astype(str)
+    we = w["eff_allele"].astype(str).str.upper().to_numpy()
+    flip = np.zeros(len(w), bool)
+    flip[ok] = (we[ok] != eff[use[ok]]) & (we[ok] == ref[use[ok]])
+    unaligned = ok & (we != np.where(ok, eff[np.maximum(use, 0)], "")) & ~flip
+    ok &= ~unaligned
+    out = {}
+    for g, idx in w.groupby("gene", sort=False).indices.items():
+        idx = idx[ok[idx]]
+        D = X[:, use[idx]]
+        D = np.where(flip[idx], 2.0 - D, D)
+        out[str(g)] = D @ w["weight"].to_numpy()[idx]
+    dropped = int((~ok).sum())
+    if dropped:
+        log.warning("%s: %d of %d model SNPs not in the genotypes (or with other alleles): "
+                    "they contribute 0", db_path, dropped, len(w))
+    return pd.DataFrame(out, index=pd.Index(genotypes.samples, name="sample"))
+
+
 def total_variance_z(results: pd.DataFrame, linear_r2: pd.Series) -> pd.Series:
     """The individual-level-equivalent (more conservative) S-PrediXcan z of a projected CNN
     model: z·√R²_lin (``linear_r2`` indexed by gene)."""

@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ..errors import InputError, preview
+from ..results import SavedEstimator
 from .annotations import (
     CHROMOSOME_GROUPS,
     gamma_weights,
@@ -55,7 +56,7 @@ def chromosome_group(chrom: str, groups=CHROMOSOME_GROUPS) -> str:
     return c
 
 
-class FASharing(BaseEstimator):
+class FASharing(SavedEstimator, BaseEstimator):
     """The FA stage on top of a fitted :class:`~.cnn_predictor.DLFAPredictor` trained with
     the same ``annotations`` (so that both see the same SNPs).
 
@@ -69,6 +70,11 @@ class FASharing(BaseEstimator):
     mean train MSE, J, ‖γ‖₁), ``states_`` (gene → the final model's state), ``snps_``,
     ``report_`` (the paired comparison: genes improved, sign-test p).
     """
+
+    FORMAT = "gpu_engine.dlfa_fa/1"
+    _FITTED_TABLES = {"summary_": "summary", "gamma_": "gamma", "history_": "history",
+                      "snps_": "snps"}
+    _FITTED_JSON = ("report_",)
 
     def __init__(self, eta: float = 1e-3, lam: float = PENALTY_LAMBDA,
                  alpha: float = PENALTY_ALPHA, max_iter: int = 20, tol: float = 1e-4,
@@ -137,6 +143,7 @@ class FASharing(BaseEstimator):
                 if it == 0:
                     for g in gs:
                         rows[g] = {"gene": g, "group": grp, "p": len(d.windows[g]),
+                                   "n_train": len(train), "n_test": len(test),
                                    "test_pearson_nofa": fits[g]["test_r"],
                                    "test_mse_nofa": fits[g]["test_mse"]}
                 c = gamma_weights([fits[g]["w"] for g in gs], self.lam, self.alpha)
@@ -214,3 +221,22 @@ class FASharing(BaseEstimator):
         """Predicted expression of the FA models (samples × genes)."""
         return predict_models(self.snps_, self.gene_models(), genotypes, self,
                               device=resolve_device(self.device))
+
+    def _encode(self, name, value):
+        return value.reset_index() if name == "gamma_" else value
+
+    @classmethod
+    def _decode(cls, name, frame, fitted):
+        return frame.set_index("group") if name == "gamma_" else frame
+
+    def _write_extras(self, folder) -> None:
+        _torch().save(self.states_, folder / "states.pt")
+
+    @classmethod
+    def load(cls, folder):
+        from pathlib import Path
+
+        self = super().load(folder)
+        self.states_ = _torch().load(Path(folder) / "states.pt", map_location="cpu",
+                                     weights_only=True)
+        return self
