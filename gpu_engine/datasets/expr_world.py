@@ -122,7 +122,8 @@ def _genetic_value(rng, X: np.ndarray, arch: str, k: int, ann=None, gamma=None):
 
 def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: int = 4,
                         architectures=ARCHITECTURES, p_range=(100, 400), h2=(0.3,),
-                        k_causal=(1, 3), seed: int = 0, real_genotypes=None) -> ExprWorld:
+                        k_causal=(1, 3), seed: int = 0, real_genotypes=None,
+                        overwrite: bool = False) -> ExprWorld:
     """Write a world to ``out`` (see the module docstring) and return it.
 
     ``real_genotypes``: a PLINK prefix; its samples and SNPs are used (windows of p SNPs
@@ -201,7 +202,7 @@ def generate_expr_world(out, *, n_samples: int = 400, genes_per_architecture: in
     genes = pd.DataFrame(gene_rows, columns=["gene", "genename", "gene_type", "chromosome",
                                              "start", "end"])
     truth = pd.DataFrame(truth_rows)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "truth").mkdir()
         if real is None:
             X = np.concatenate(blocks, axis=1)
