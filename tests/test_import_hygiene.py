@@ -28,6 +28,8 @@ def _modules_after(code: str) -> set[str]:
     "import gpu_engine.gls, gpu_engine.gls.null, gpu_engine.distributed",
     "import gpu_engine.plier, gpu_engine.plier.plots",
     "import gpu_engine.expression, gpu_engine.expression.cnn, gpu_engine.cli.expression_commands",
+    "import gpu_engine.expression.cnn_predictor, gpu_engine.expression.fa, "
+    "gpu_engine.expression.export, gpu_engine.expression.compare",
 ])
 def test_no_gpu_library_imported(code):
     loaded = _modules_after(code)
