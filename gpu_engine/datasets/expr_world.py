@@ -84,7 +84,7 @@ def _haplotypes(rng, n_hap: int, p: int) -> np.ndarray:
     return (Z < norm.ppf(f)).astype(np.int8)
 
 
-def _blocks_of(p: int, X: np.ndarray) -> np.ndarray:
+def _blocks_of(X: np.ndarray) -> np.ndarray:
     """A crude LD-block label per SNP (|r| with the previous SNP < 0.2 starts a block)."""
     Xc = X - X.mean(0)
     sd = Xc.std(0) + 1e-12
@@ -93,7 +93,6 @@ def _blocks_of(p: int, X: np.ndarray) -> np.ndarray:
 
 
 def _genetic_value(rng, X: np.ndarray, arch: str, k: int, ann=None, gamma=None):
-    p = X.shape[1]
     poly = np.flatnonzero(X.std(0) > 0)
     if arch == "null":
         return np.zeros(X.shape[0]), [], []
@@ -107,7 +106,7 @@ def _genetic_value(rng, X: np.ndarray, arch: str, k: int, ann=None, gamma=None):
         F = X[:, causal]
         F = F if arch in ("additive", "annotated") else (F >= 1) if arch == "dominance" else (F == 2)
         return F.astype(float) @ beta, causal.tolist(), beta.tolist()
-    blocks = _blocks_of(p, X)
+    blocks = _blocks_of(X)
     a = int(rng.choice(poly))
     others = poly[blocks[poly] != blocks[a]]
     b = int(rng.choice(others if others.size else poly))

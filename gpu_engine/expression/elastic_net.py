@@ -314,7 +314,7 @@ def summaries(metrics: np.ndarray) -> dict:
 
 
 # ----------------------------------------------------------------------------- cv.glmnet
-def _cv_problems(g: int, n: int, base_excl: list, train: np.ndarray, folds: np.ndarray,
+def _cv_problems(g: int, base_excl: list, train: np.ndarray, folds: np.ndarray,
                  tag) -> tuple[_Problem, list]:
     """The full fit on ``train`` and its fold fits (problems + their excluded blocks)."""
     full = _Problem(g, train, np.zeros(0, np.int64))
@@ -372,10 +372,10 @@ def _fit_batch(items, ids, alpha, n_lambda, be, rngs, out, tol):
         per_gene = []
         for o in range(int(nf.outer.max()) + 1):
             train = alls[nf.outer != o]
-            full, fitems = _cv_problems(j, n, [(("outer", o), alls[nf.outer == o])], train,
+            full, fitems = _cv_problems(j, [(("outer", o), alls[nf.outer == o])], train,
                                         nf.inner[o], ("inner", o))
             per_gene.append((full, fitems, alls[nf.outer == o]))
-        full, fitems = _cv_problems(j, n, [], alls, nf.final, ("final",))
+        full, fitems = _cv_problems(j, [], alls, nf.final, ("final",))
         per_gene.append((full, fitems, None))
         folds_of.append(per_gene)
         fulls += [(pg[1][0], data) for pg in per_gene]
