@@ -24,7 +24,9 @@ contingency sum of squares S = Σ n_ij² from the prefix sums and
     tp = S − n, fp = sq_y − S, fn = sq_x − S, tn = n² − fp − fn − S,
     ARI = 1 if fn = fp = 0 else (2·float(tp·tn − fn·fp)) / float((tp+fn)(fn+tn) + (tp+fp)(fp+tn)),
 
-in exact int64 (n ≤ 50,000) — the reference's float arithmetic on Python integers. Output:
+in exact integers — int64 products up to n = 50,000, 128-bit products (two uint64 halves)
+beyond, to n < 2³¹ — then float(num) and float(den) correctly rounded: the reference's float
+arithmetic on Python integers, bit for bit. Output:
 the largest ARI (first maximum in row-major (p, q) order wins) clipped at 0 and its (p, q).
 """
 
@@ -40,10 +42,55 @@ from ._cuda import LazyCuda
 
 cuda = LazyCuda()  # numba.cuda is imported when a CUDA kernel is first used
 
-MAX_SAMPLES = 50_000  # tp·tn and the denominator stay below 2⁶³
+EXACT_INT64_SAMPLES = 50_000  # up to here tp·tn and the denominator stay below 2⁶³
+MAX_SAMPLES = 2**31 - 1  # int32 atoms; n² < 2⁶² keeps tp, fp, fn, tn in int64
 CUDA_MAX_ATOMS = 64   # the CUDA kernel keeps H in shared memory (64 × 64 int32)
 THREADS = 128
 _H_SIZE = (CUDA_MAX_ATOMS + 1) * (CUDA_MAX_ATOMS + 1)  # shared int64 histogram: 33 KB
+
+
+_U32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_UMAX = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mul128(a, b):
+    """(hi, lo) of the exact product of two uint64 < 2⁶³ (32-bit limbs; nothing wraps)."""
+    a0, a1 = a & _U32, a >> _S32
+    b0, b1 = b & _U32, b >> _S32
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> _S32) + (p01 & _U32) + (p10 & _U32)
+    return p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32), (p00 & _U32) | ((mid & _U32) << _S32)
+
+
+def _add128(ah, al, bh, bl):
+    if al > _UMAX - bl:
+        return ah + bh + _U1, al - (_UMAX - bl) - _U1
+    return ah + bh, al + bl
+
+
+def _sub128(ah, al, bh, bl):
+    """a − b for a ≥ b."""
+    if al >= bl:
+        return ah - bh, al - bl
+    return ah - bh - _U1, al + (_UMAX - bl) + _U1
+
+
+def _float128(hi, lo):
+    """The correctly rounded float of hi·2⁶⁴ + lo (hi < 2⁶²): shifted to 63 bits with a sticky
+    bit, so that the one rounding of the uint64 → float conversion is the value's."""
+    if hi == _U0:
+        return float(lo)
+    s = np.uint64(1)
+    while (hi >> s) != _U0:
+        s += _U1
+    s += _U1  # bit length of hi plus one: the shifted value has 63 bits
+    m = (hi << (np.uint64(64) - s)) | (lo >> s)
+    if (lo & ((_U1 << s) - _U1)) != _U0:
+        m |= _U1
+    return float(m) * 2.0 ** float(s)
 
 
 def _ari(S, n, sx, sy):
@@ -53,13 +100,41 @@ def _ari(S, n, sx, sy):
     tn = n * n - fp - fn - S
     if fn == 0 and fp == 0:
         return 1.0
-    num = tp * tn - fn * fp
-    den = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
-    return (2.0 * float(num)) / float(den)
+    if n <= EXACT_INT64_SAMPLES:
+        num = tp * tn - fn * fp
+        den = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
+        return (2.0 * float(num)) / float(den)
+    # past 50,000 samples the products leave int64: exact 128-bit integers, as the
+    # reference's Python integers, then the same two roundings (float(num), float(den))
+    utp, ufp, ufn, utn = np.uint64(tp), np.uint64(fp), np.uint64(fn), np.uint64(tn)
+    ah, al = _mul128(utp, utn)
+    bh, bl = _mul128(ufn, ufp)
+    if ah > bh or (ah == bh and al >= bl):
+        h, lo = _sub128(ah, al, bh, bl)
+        num = _float128(h, lo)
+    else:
+        h, lo = _sub128(bh, bl, ah, al)
+        num = -_float128(h, lo)
+    ch, cl = _mul128(utp + ufn, ufn + utn)
+    dh, dl = _mul128(utp + ufp, ufp + utn)
+    h, lo = _add128(ch, cl, dh, dl)
+    return (2.0 * num) / _float128(h, lo)
 
 
-_ari_cpu = njit(inline="always", cache=True)(_ari)
-_ari_cuda = cuda.jit(device=True, inline="always")(_ari)
+def _with_helpers(fn, jit):
+    """``fn`` with its 128-bit helpers replaced by ``jit``-compiled ones (one source for the
+    CPU and CUDA kernels)."""
+    import types
+
+    names = ("_mul128", "_add128", "_sub128", "_float128")
+    env = {**fn.__globals__, **{k: jit(fn.__globals__[k]) for k in names}}
+    return types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+_ari_cpu = njit(inline="always", cache=True)(
+    _with_helpers(_ari, lambda f: njit(inline="always", cache=True)(f)))
+_ari_cuda = cuda.jit(device=True, inline="always")(
+    _with_helpers(_ari, lambda f: cuda.jit(device=True, inline="always")(f)))
 
 
 # --------------------------------------------------------------------- NumPy reference

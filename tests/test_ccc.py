@@ -141,3 +141,68 @@ def test_gpu_backend_equals_reference():
     rng = np.random.default_rng(9)
     X = rng.normal(size=(60, 300))
     assert _same(ccc(X, backend="gpu"), reference(X))
+
+
+def test_the_reference_signature_runs_unchanged():
+    """Code written for ccc-coef: its keywords and positions, n_jobs, pvalue_n_perms=None."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(5, 60))
+    assert _same(ccc(X, None, [2, 5, 9]), reference(X, None, [2, 5, 9]))
+    assert _same(ccc(X, internal_n_clusters=4, n_jobs=1, n_chunks_threads_ratio=2,
+                     partitioning_executor="process", pvalue_n_perms=None),
+                 reference(X, internal_n_clusters=4, n_jobs=1))
+    got, best, parts = ccc(X[0], X[1], None, True)
+    want, wbest, wparts = reference(X[0], X[1], None, True)
+    assert got == want and np.array_equal(best, wbest) and np.array_equal(parts, wparts)
+    with pytest.raises(InputError, match="not both"):
+        ccc(X, internal_n_clusters=3, n_clusters=3)
+
+
+def test_k_values_edge_cases_as_the_reference():
+    from ccc.coef import get_range_n_clusters
+
+    for n in range(0, 130):
+        assert k_values(n).tolist() == get_range_n_clusters(n).tolist(), n
+    for ks in ([1, 2, 3], [5], [0, 1], 4):
+        want = get_range_n_clusters(50, [ks] if isinstance(ks, int) else ks).tolist()
+        got = k_values(50, n_clusters=[ks] if isinstance(ks, int) else ks).tolist()
+        assert got == want, ks
+
+
+@pytest.mark.parametrize("n", [100_000, 1_000_000, 3_000_000])
+def test_exact_ari_past_the_int64_range(n):
+    """The 128-bit path (n > 50,000) equals the reference's Python-integer ARI bit for bit,
+    in Python and compiled."""
+    rng = np.random.default_rng(n)
+    for t in range(3):
+        a = rng.integers(0, 2 + t * 4, n)
+        b = rng.integers(0, 3, n) if t == 2 else (a + (rng.random(n) < 0.5)) % 5
+        C = np.zeros((a.max() + 1, b.max() + 1), np.int64)
+        np.add.at(C, (a, b), 1)
+        args = tuple(np.int64(v) for v in ((C ** 2).sum(), n, (C.sum(1) ** 2).sum(),
+                                           (C.sum(0) ** 2).sum()))
+        want = kc.ari_reference(a, b)
+        assert kc._ari(*args) == want and kc._ari_cpu(*args) == want
+
+
+def test_more_than_50000_samples_bit_for_bit():
+    rng = np.random.default_rng(12)
+    n = 100_000
+    x = rng.normal(size=n)
+    X = np.vstack([x, x ** 2 + rng.normal(size=n), rng.integers(0, 5, n).astype(float)])
+    assert _same(ccc(X), reference(X))
+
+
+@pytest.mark.sim
+def test_cuda_kernel_past_the_int64_range_in_simulator():
+    rng = np.random.default_rng(13)
+    n = 60_000
+    X = np.vstack([rng.integers(0, 3, n), rng.integers(0, 3, n)]).astype(float)
+    X[1, : n // 2] = X[0, : n // 2]
+    F = prepare(X)
+    pairs = pair_index(2, 0, 1)
+    want = kc.ccc_pairs_cpu(F.atoms, F.n_atoms, F.bounds, F.n_groups, F.valid, F.sq, pairs)
+    got = kc.ccc_pairs_cuda(F.atoms, F.n_atoms, F.bounds, F.n_groups, F.valid, F.sq, pairs,
+                            threads=4)
+    assert _same(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert _same(want[0], [reference(X)])

@@ -31,16 +31,15 @@ __all__ = ["ccc", "k_values", "prepare", "Features", "iter_blocks"]
 
 def k_values(n: int, *, k_max: int = 10, n_clusters=None) -> np.ndarray:
     """The k of the partitions: 2 … min(round(√n), ``k_max``), or the explicit
-    ``n_clusters`` (an int K → 2 … K, or a list; values outside 2 … n − 1 dropped)."""
+    ``n_clusters`` (an int K → 2 … K, or a list; values outside 2 … n − 1 dropped). Empty
+    when no k fits, as the reference's ``get_range_n_clusters`` (:func:`prepare` then
+    refuses the data)."""
     if n_clusters is not None:
         ks = range(2, n_clusters + 1) if isinstance(n_clusters, (int, np.integer)) \
             else n_clusters
         out = sorted({int(k) for k in ks if 1 < k < n})
     else:
         out = list(range(2, min(int(np.round(np.sqrt(n))), k_max) + 1))
-    if not out:
-        raise InputError(f"CCC: too few samples ({n}) for any partition with k ≥ 2; it "
-                         "needs at least 3 (at least 7 with the default k range)")
     return np.array(out, np.int64)
 
 
@@ -137,6 +136,9 @@ def prepare(x, y=None, *, k_max: int = 10, n_clusters=None) -> Features:
     if n <= 2:
         raise InputError(f"CCC: needs more than 2 samples, got {n}")
     ks = k_values(n, k_max=k_max, n_clusters=n_clusters)
+    if not ks.size:
+        raise InputError(f"CCC: too few samples ({n}) for any partition with k ≥ 2; it "
+                         "needs at least 3 (at least 7 with the default k range)")
     P = len(ks)
     T = {k: thresholds(int(k)) for k in ks}
     U = np.unique(np.concatenate([np.asarray(t, np.float64) for t in T.values()]))
@@ -259,9 +261,11 @@ def iter_blocks(F: Features, *, block_pairs: int = 1_000_000, backend=None, clie
         yield s, v, b, pv
 
 
-def ccc(x, y=None, *, k_max: int = 10, n_clusters=None, return_parts: bool = False,
-        pvalue_n_perms: int = 0, seed: int = 0, backend=None, client=None,
-        block_pairs: int = 1_000_000, kernel: str | None = None, progress: bool = False):
+def ccc(x, y=None, internal_n_clusters=None, return_parts: bool = False,
+        n_chunks_threads_ratio: int = 1, n_jobs: int | None = None, pvalue_n_perms=None,
+        partitioning_executor: str = "thread", *, k_max: int = 10, n_clusters=None,
+        seed: int = 0, backend=None, client=None, block_pairs: int = 1_000_000,
+        kernel: str | None = None, progress: bool = False):
     """CCC of every pair of features, in ``ccc-coef``'s conventions.
 
     ``x``: features × samples (2-D NumPy / cupy, numeric) or a DataFrame with features as
@@ -272,13 +276,33 @@ def ccc(x, y=None, *, k_max: int = 10, n_clusters=None, return_parts: bool = Fal
     also the best partition indices (Q, 2) and the partitions (G, P, n) as the reference.
     ``k_max`` caps the default k range; ``n_clusters`` gives it explicitly (the reference's
     ``internal_n_clusters``). NaN input is an error.
+
+    The reference's signature is accepted as it is, positions included, so that code
+    written for ccc-coef runs unchanged: ``internal_n_clusters`` (= ``n_clusters``),
+    ``pvalue_n_perms`` (None = 0), ``n_jobs`` (the CPU kernel's threads for this call; None
+    or ≤ 0: all cores), ``n_chunks_threads_ratio`` and ``partitioning_executor`` (how the
+    reference splits its own work; they have no meaning here and are ignored). Up to
+    2³¹ − 1 samples, bit for bit (exact 128-bit integers in the ARI beyond 50,000).
     """
     from ..kernels.ccc import MAX_SAMPLES
 
+    if internal_n_clusters is not None:
+        if n_clusters is not None:
+            raise InputError("CCC: give internal_n_clusters or n_clusters, not both")
+        n_clusters = internal_n_clusters
+    pvalue_n_perms = int(pvalue_n_perms or 0)
+    if n_jobs is not None and n_jobs > 0:
+        from ..threads import limit_threads
+
+        with limit_threads(n_jobs):
+            return ccc(x, y, None, return_parts, pvalue_n_perms=pvalue_n_perms, k_max=k_max,
+                       n_clusters=n_clusters, seed=seed, backend=backend, client=client,
+                       block_pairs=block_pairs, kernel=kernel, progress=progress)
+
     F = prepare(x, y, k_max=k_max, n_clusters=n_clusters)
     if F.n > MAX_SAMPLES:
-        raise InputError(f"CCC: {F.n} samples; the exact integer ARI supports up to "
-                         f"{MAX_SAMPLES}")
+        raise InputError(f"CCC: {F.n:,} samples; the exact integer ARI supports up to "
+                         f"{MAX_SAMPLES:,}")
     G = len(F.names)
     total = G * (G - 1) // 2
     vals = np.empty(total)
