@@ -25,10 +25,20 @@ def world(small_world):
 
 def test_gls_from_smultixcan_folder(world, tmp_path):
     out = tmp_path / "gls.parquet"
+    # a cohort metadata folder as PhenoPLIER's: the SNP-level covariates of --covars all
+    meta_dir = tmp_path / "cohort_metadata"
+    meta_dir.mkdir()
+    smx = read_smultixcan(world.path / "smultixcan")
+    rng = np.random.default_rng(0)
+    used = rng.integers(20, 400, len(smx.pvalue))
+    gene_tissues = pd.DataFrame({"gene_name": smx.pvalue.index, "n_snps_used_sum": used,
+                                 "unique_n_snps_used": np.maximum(1, used // rng.integers(
+                                     1, 5, len(used)))})
+    gene_tissues.to_parquet(meta_dir / "gene_tissues.parquet")
     res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet",
                "--traits", world.path / "smultixcan", "--gene-corr",
-               world.path / "gene_corr.parquet", "--covars", "all", "--out", out,
-               "--qq", tmp_path / "qq.png")
+               world.path / "gene_corr.parquet", "--covars", "all", "--cohort-metadata-dir",
+               meta_dir, "--out", out, "--qq", tmp_path / "qq.png")
     assert res.exit_code == 0, res.output
     assert "significant at FDR < 0.05" in res.output and "top 10 associations" in res.output
     assert f"read {len(world.traits)} S-MultiXcan files" in res.output
@@ -40,11 +50,14 @@ def test_gls_from_smultixcan_folder(world, tmp_path):
     assert len(table) == Z.shape[1] * len(world.traits)
     meta = read_metadata(out)
     assert meta["backend"] == "cpu" and meta["parameters"]["covars"] == [
-        "gene_density", "gene_density_log", "gene_size", "gene_size_log"]
+        "gene_density", "gene_density_log", "gene_n_snps_used", "gene_n_snps_used_density",
+        "gene_n_snps_used_density_log", "gene_n_snps_used_log", "gene_size", "gene_size_log"]
     # the same as the Python API
-    smx = read_smultixcan(world.path / "smultixcan")
-    api = associate(Z, smx.pvalue, world.gene_corr(), smx.covariates(), covars=[
-        "gene_size", "gene_size_log", "gene_density", "gene_density_log"], backend="cpu")
+    from gpu_engine.gls import COVARIATES, snp_covariates, with_gene_table
+
+    cov = with_gene_table(smx.covariates(), snp_covariates(gene_tissues), smx.traits)
+    api = associate(Z, smx.pvalue, world.gene_corr(), cov, covars=list(COVARIATES),
+                    backend="cpu")
     np.testing.assert_allclose(table["beta"], api["beta"], rtol=1e-12)
     # the CLI's file is what GLSResults.save writes: it loads back as the API's result
     loaded = GLSResults.load(out)
@@ -75,6 +88,12 @@ def test_gls_from_matrix_and_bad_input(world, tmp_path):
                "--gene-corr", world.path / "gene_corr.parquet", "--covars", "gene_size",
                "--out", out2)
     assert res.exit_code != 0 and "no covariates table" in res.output
+    # --covars all without the cohort metadata: the SNP-level ones are named, nothing written
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet", "--traits",
+               world.path / "smultixcan", "--gene-corr", world.path / "gene_corr.parquet",
+               "--covars", "all", "--out", out2)
+    assert res.exit_code != 0 and "gene_n_snps_used" in res.output
+    assert "--cohort-metadata-dir" in res.output and not out2.exists()
 
 
 def test_gls_null_command(world, tmp_path):

@@ -88,7 +88,7 @@ class _Oracle:
             self.sigmas[key] = S
         return self.sigmas[key]
 
-    def fit(self, Z, R, y, lv, mode, cov=None):
+    def fit(self, Z, R, y, lv, mode, cov=None, covars=COVARS):
         keep = set(Z.index) & set(y.dropna().index)
         genes = [g for g in R.index if g in keep]
         yv = y.loc[genes].astype(np.float64)
@@ -97,7 +97,7 @@ class _Oracle:
         s = ((x > 0) & (x >= x.quantile(0.99))).astype(np.float64)
         cols = [np.ones(len(genes)), s.to_numpy()]
         if cov is not None:
-            for c in COVARS:
+            for c in covars:
                 v = cov.loc[genes, c].astype(np.float64)
                 cols.append(((v - v.mean()) / v.std()).to_numpy())
         X = np.column_stack(cols)
@@ -208,3 +208,49 @@ def test_parity_from_smultixcan_tsv(shared, fx, oracle):
                         "gene_density_log": -np.log(raw["n_indep"] / raw["n"])})
     ref = oracle.fit(fx["Z"], fx["R"], -np.log10(raw["pvalue"]), "LV1", "submatrix", cov=cov)
     _compare(res, ref)
+
+
+def test_snp_level_covariates_from_the_cohort_metadata(shared):
+    """gls_cli.py's SNP-level covariates from gene_tissues: equal to the recorded
+    snplevel_covars fixture wherever the two S-MultiXcan runs agree (all but the README's 17
+    genes); the density's log negated, as gls_cli.py does (the fixture's is not)."""
+    from gpu_engine.gls import snp_covariates
+
+    d = shared / "phenoplier_data" / "gls"
+    ours = snp_covariates(pd.read_parquet(d / "cohort_1000g_eur_metadata" /
+                                          "gene_tissues.parquet")).set_index("gene")
+    rec = pd.read_parquet(d / "multixcan-random_phenotype0-snplevel_covars.parquet"
+                          ).set_index("gene")
+    g = rec.index.intersection(ours.index)
+    same = rec.loc[g, "gene_n_snps_used"].to_numpy() == ours.loc[g, "gene_n_snps_used"]
+    assert len(g) == 6442 and (~same).sum() == 17
+    g = g[same]
+    np.testing.assert_allclose(ours.loc[g, "gene_n_snps_used_density"],
+                               rec.loc[g, "gene_n_snps_used_sharing"], rtol=1e-15)
+    np.testing.assert_allclose(ours.loc[g, "gene_n_snps_used_log"],
+                               rec.loc[g, "gene_n_snps_used_log"], rtol=1e-15)
+    np.testing.assert_allclose(ours.loc[g, "gene_n_snps_used_density_log"],
+                               -rec.loc[g, "gene_n_snps_used_sharing_log"], rtol=1e-14,
+                               atol=1e-15)
+
+
+def test_parity_with_all_eight_covariates(fx, oracle, shared):
+    """--covars all: the four gene-level covariates and the four SNP-level ones (columns in
+    name order, each standardised over the aligned genes), equal to statsmodels."""
+    from gpu_engine.gls import COVARIATES, snp_covariates, with_gene_table
+
+    assert len(COVARIATES) == 8 and list(COVARIATES) == sorted(COVARIATES)
+    d = shared / "phenoplier_data" / "gls"
+    snp = snp_covariates(pd.read_parquet(d / "cohort_1000g_eur_metadata" /
+                                         "gene_tissues.parquet"))
+    traits = fx["T"][["random_phenotype0"]]
+    gene_level = {c: fx["cov_by_trait"]["random_phenotype0"][[c]].set_axis(
+        ["random_phenotype0"], axis=1) for c in COVARS}
+    cov = with_gene_table(gene_level, snp, traits.columns)
+    res = associate(fx["Z"], traits, fx["R"], cov, covars=list(COVARIATES), lvs=LVS[:3],
+                    scale="neglog10p", backend="cpu").set_index(["lv", "trait"])
+    both = fx["cov_by_trait"]["random_phenotype0"].join(snp.set_index("gene"))
+    for lv in LVS[:3]:
+        ref = oracle.fit(fx["Z"], fx["R"], traits["random_phenotype0"], lv, "submatrix",
+                         cov=both, covars=sorted(COVARIATES))
+        _compare(res.loc[(lv, "random_phenotype0")], ref)

@@ -20,9 +20,12 @@ from ._common import backend as _backend
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
 
-_COVARS_HELP = ("Gene covariates, comma-separated, or 'all': gene_size (n_indep), "
-                "gene_size_log, gene_density (n_indep / n), gene_density_log (−log density). "
-                "Derived from the S-MultiXcan files' n and n_indep, or read from --covariates.")
+_COVARS_HELP = ("Covariates, comma-separated, or 'all' (PhenoPLIER's eight): gene_size "
+                "(n_indep), gene_size_log, gene_density (n_indep / n), gene_density_log (−log "
+                "density) — derived from the S-MultiXcan files' n and n_indep, or read from "
+                "--covariates — and the SNP-level gene_n_snps_used (Σ over tissues of SNPs "
+                "used), gene_n_snps_used_log, gene_n_snps_used_density (that sum / distinct "
+                "SNPs used), gene_n_snps_used_density_log (−log) from --cohort-metadata-dir.")
 
 def _covars(value: str | None) -> list[str]:
     from ..gls import COVARIATES
@@ -94,6 +97,11 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--covariates", type=click.Path(exists=True, path_type=Path), default=None,
               help="Covariates table when --traits is a matrix: long 'trait, gene, n, "
                    "n_indep' (or the covariate columns), or gene-level without 'trait'.")
+@click.option("--cohort-metadata-dir", type=click.Path(exists=True, file_okay=False,
+                                                       path_type=Path), default=None,
+              help="The cohort's metadata folder (PhenoPLIER's): its gene_tissues.parquet "
+                   "(gene_name, n_snps_used_sum, unique_n_snps_used) gives the SNP-level "
+                   "covariates.")
 @click.option("--mode", type=click.Choice(["submatrix", "full"]), default="submatrix",
               show_default=True,
               help="submatrix: R is the identity except among each LV's top genes (the "
@@ -134,7 +142,8 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
               help="Also write a QQ plot (PNG) of all one-sided p-values here.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (and --qq) file.")
 @click.pass_obj
-def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, mode, predictor,
+def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
+        cohort_metadata_dir, mode, predictor,
         top_fraction, scale, lvs, condition_on, overlap_threshold, condition_predictor, joint,
         name_pattern, scheduler, out, qq, overwrite) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
@@ -176,6 +185,17 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates, m
                                           and covariates is None,
                                           name_pattern=name_pattern, progress=progress)
         cov = read_table(covariates, what="covariates") if covariates else derived
+        from ..gls import SNP_COVARIATES
+
+        if cohort_metadata_dir is not None and set(covar_list) & set(SNP_COVARIATES):
+            from ..gls import snp_covariates, with_gene_table
+
+            gt = read_table(cohort_metadata_dir / "gene_tissues.parquet",
+                            what="cohort gene_tissues metadata")
+            cov = with_gene_table(cov if isinstance(cov, dict) else None,
+                                  snp_covariates(gt), list(traits.columns)) \
+                if not hasattr(cov, "columns") else cov.merge(snp_covariates(gt), on="gene",
+                                                             how="left")
         client = get_client(scheduler)
         common = {"mode": mode, "predictor": predictor, "top_fraction": top_fraction,
                   "covars": covar_list, "scale": "pvalue" if report is not None else scale,

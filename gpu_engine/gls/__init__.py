@@ -19,16 +19,21 @@ from .association import RESULT_COLUMNS, GLSResults, associate
 from .conditional import conditional_associate, joint_associate
 from .inputs import (
     COVARIATES,
+    GENE_COVARIATES,
+    SNP_COVARIATES,
     SMultiXcanResults,
     covariate_matrices,
     read_smultixcan,
     read_traits,
+    snp_covariates,
     trait_values,
+    with_gene_table,
 )
 from .model import diagonal_blocks, predictor_columns, prepare
 
 __all__ = ["RESULT_COLUMNS", "GLSResults", "associate", "conditional_associate", "joint_associate",
-           "COVARIATES", "SMultiXcanResults",
+           "COVARIATES", "GENE_COVARIATES", "SNP_COVARIATES", "SMultiXcanResults",
+           "snp_covariates", "with_gene_table",
            "covariate_matrices", "read_smultixcan", "read_traits", "trait_values", "diagonal_blocks",
            "predictor_columns", "prepare", "null_calibration", "qq_plot"]
 

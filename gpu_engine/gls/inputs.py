@@ -9,7 +9,11 @@
 - :func:`covariate_matrices`: the four gene covariates of the reference from ``n`` and
   ``n_indep`` (``gene_size = n_indep``, ``gene_size_log = log n_indep``,
   ``gene_density = n_indep / n``, ``gene_density_log = −log(n_indep / n)``), from a long
-  table, per-trait wide matrices, or one gene-level table shared by all traits.
+  table, per-trait wide matrices, or one gene-level table shared by all traits; and the
+  four SNP-level ones of ``gls_cli.py`` (:func:`snp_covariates`: ``gene_n_snps_used`` = Σ over
+  the gene's tissue models of the SNPs used, ``gene_n_snps_used_density`` = that sum / the
+  number of distinct SNPs used, ``gene_n_snps_used_log`` = log, ``gene_n_snps_used_density_log``
+  = −log of the density) from the cohort's ``gene_tissues`` metadata.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from ..io import read_table
 
 log = logging.getLogger(__name__)
 
-COVARIATES = ("gene_density", "gene_density_log", "gene_size", "gene_size_log")
+GENE_COVARIATES = ("gene_density", "gene_density_log", "gene_size", "gene_size_log")
+SNP_COVARIATES = ("gene_n_snps_used", "gene_n_snps_used_density",
+                  "gene_n_snps_used_density_log", "gene_n_snps_used_log")
+COVARIATES = tuple(sorted(GENE_COVARIATES + SNP_COVARIATES))
+"""Every covariate of PhenoPLIER's ``gls_cli.py`` (``--covars all`` = these eight, sorted by
+name as the reference orders them)."""
 SMULTIXCAN_REQUIRED = ("gene_name", "pvalue")
 DEFAULT_NAME_PATTERN = (r"^(?:smultixcan[_-])?(?P<trait>.+?)"
                         r"(?:[-_.](?:gtex_v8|smultixcan|ccn\d+)[^/]*)?"
@@ -247,7 +256,13 @@ def covariate_matrices(covariates, covars: Sequence[str], genes: pd.Index,
             raise InputError("covariates: expected a 'gene' column (and 'trait' for per-trait "
                              f"values); found {preview(df.columns)}")
         have = [c for c in covars if c in df.columns]
-        source_cols = have if len(have) == len(covars) else ["n", "n_indep"]
+        derive = [c for c in covars if c not in df.columns]
+        snp_missing = [c for c in derive if c in SNP_COVARIATES]
+        if snp_missing:
+            raise InputError(f"covariates: no column(s) {preview(snp_missing)}; the SNP-level "
+                             "covariates come from the cohort's gene_tissues metadata "
+                             "(--cohort-metadata-dir) or must be columns of this table")
+        source_cols = have + (["n", "n_indep"] if derive else [])
         missing = [c for c in source_cols if c not in df.columns]
         if missing:
             raise InputError(f"covariates: missing column(s) {preview(missing)}; give "
@@ -264,8 +279,13 @@ def covariate_matrices(covariates, covars: Sequence[str], genes: pd.Index,
             g = df.drop_duplicates("gene", keep="first").set_index("gene")
             wide = {c: pd.DataFrame(np.repeat(g[[c]].to_numpy(np.float64), len(traits), 1),
                                     index=g.index, columns=traits) for c in source_cols}
-    direct = all(c in wide for c in covars)
-    if not direct and not all(c in wide for c in ("n", "n_indep")):
+    derive = [c for c in covars if c not in wide]
+    snp_missing = [c for c in derive if c in SNP_COVARIATES]
+    if snp_missing:
+        raise InputError(f"covariates: no values for {preview(snp_missing)}; the SNP-level "
+                         "covariates come from the cohort's gene_tissues metadata "
+                         "(--cohort-metadata-dir, gls.snp_covariates)")
+    if derive and not all(c in wide for c in ("n", "n_indep")):
         raise InputError(f"covariates: need either {preview(covars)} or 'n' and 'n_indep'; "
                          f"got {preview(wide)}")
     absent = [t for t in traits if t not in next(iter(wide.values())).columns]
@@ -276,10 +296,10 @@ def covariate_matrices(covariates, covars: Sequence[str], genes: pd.Index,
         m = wide[name].reindex(index=genes, columns=traits)
         return m.to_numpy(np.float64)
 
-    if direct:
-        for k, c in enumerate(covars):
+    for k, c in enumerate(covars):
+        if c in wide:
             out[:, :, k] = take(c)
-    else:
+    if derive:
         n_indep = take("n_indep")
         n = take("n")
         ok = ~np.isnan(n_indep) & ~np.isnan(n)
@@ -290,13 +310,48 @@ def covariate_matrices(covariates, covars: Sequence[str], genes: pd.Index,
                              f"{genes[i]!r} has n = {n[i, j]}, n_indep = {n_indep[i, j]}")
         with np.errstate(divide="ignore", invalid="ignore"):
             for k, c in enumerate(covars):
-                out[:, :, k] = _derive(c, n, n_indep)
+                if c in derive:
+                    out[:, :, k] = _derive(c, n, n_indep)
     bad = np.isinf(out)
     if bad.any():
         i, j, k = np.argwhere(bad)[0]
         raise InputError(f"covariates: infinite {covars[k]} for trait {traits[j]!r}, gene "
                          f"{genes[i]!r}")
     return out
+
+
+def snp_covariates(gene_tissues: pd.DataFrame) -> pd.DataFrame:
+    """The SNP-level covariates of PhenoPLIER's ``gls_cli.py`` per gene symbol from the
+    cohort's ``gene_tissues`` table (``gene_name``, ``n_snps_used_sum``,
+    ``unique_n_snps_used``; a duplicated symbol keeps its first row, as upstream)."""
+    need = {"gene_name", "n_snps_used_sum", "unique_n_snps_used"}
+    if not need <= set(gene_tissues.columns):
+        raise InputError(f"gene_tissues metadata: needs columns {sorted(need)}; found "
+                         f"{preview(gene_tissues.columns)}")
+    g = gene_tissues.drop_duplicates("gene_name", keep="first")
+    used = g["n_snps_used_sum"].to_numpy(np.float64)
+    uniq = g["unique_n_snps_used"].to_numpy(np.float64)
+    bad = (used <= 0) | (uniq <= 0)
+    if bad.any():
+        raise InputError(f"gene_tissues metadata: genes with no SNP used, e.g. "
+                         f"{preview(g['gene_name'][bad])}")
+    density = used / uniq
+    return pd.DataFrame({"gene": g["gene_name"].astype(str).to_numpy(),
+                         "gene_n_snps_used": used, "gene_n_snps_used_density": density,
+                         "gene_n_snps_used_density_log": -np.log(density),
+                         "gene_n_snps_used_log": np.log(used)})
+
+
+def with_gene_table(covariates, table: pd.DataFrame, traits: Sequence[str]) -> dict:
+    """The covariate mapping of :func:`covariate_matrices` (genes × traits per name) with the
+    columns of a gene-level ``table`` (column ``gene``) added, the same for every trait."""
+    wide = dict(covariates) if covariates is not None else {}
+    t = table.drop_duplicates("gene", keep="first").set_index("gene")
+    traits = list(traits)
+    for c in t.columns:
+        wide[c] = pd.DataFrame(np.repeat(t[[c]].to_numpy(np.float64), len(traits), 1),
+                               index=t.index, columns=traits)
+    return wide
 
 
 def read_traits(path: str | os.PathLike, *, with_counts: bool = False,
