@@ -88,11 +88,15 @@ class _Oracle:
             self.sigmas[key] = S
         return self.sigmas[key]
 
-    def fit(self, Z, R, y, lv, mode, cov=None, covars=COVARS):
+    def fit(self, Z, R, y, lv, mode, cov=None, covars=COVARS, y_over="fitted"):
         keep = set(Z.index) & set(y.dropna().index)
         genes = [g for g in R.index if g in keep]
         yv = y.loc[genes].astype(np.float64)
-        yv = (yv - yv.mean()) / yv.std()  # ddof = 1
+        if y_over == "fitted":
+            yv = (yv - yv.mean()) / yv.std()  # ddof = 1
+        else:  # PhenoPLIER production: over trait ∩ Z, then restricted to R's genes
+            yz = y.loc[sorted(keep)].astype(np.float64)
+            yv = (yv - yz.mean()) / yz.std()
         x = Z.loc[genes, lv].astype(np.float64)
         s = ((x > 0) & (x >= x.quantile(0.99))).astype(np.float64)
         cols = [np.ones(len(genes)), s.to_numpy()]
@@ -254,3 +258,21 @@ def test_parity_with_all_eight_covariates(fx, oracle, shared):
         ref = oracle.fit(fx["Z"], fx["R"], traits["random_phenotype0"], lv, "submatrix",
                          cov=both, covars=sorted(COVARIATES))
         _compare(res.loc[(lv, "random_phenotype0")], ref)
+
+
+def test_production_standardization_of_y(fx, oracle):
+    """standardize_y_over='trait_and_model': y standardized over trait ∩ Z before restricting
+    to R's genes (PhenoPLIER's production path); equal to statsmodels on that y, t and p the
+    same as the default's, β and SE not."""
+    traits = fx["T"][["random_phenotype0", "phenomexcan-whooping_cough"]]
+    kw = dict(lvs=LVS[:2], scale="neglog10p", backend="cpu")
+    prod = associate(fx["Z"], traits, fx["R"], standardize_y_over="trait_and_model",
+                     **kw).set_index(["lv", "trait"])
+    plain = associate(fx["Z"], traits, fx["R"], **kw).set_index(["lv", "trait"])
+    np.testing.assert_allclose(prod["t"], plain["t"], rtol=1e-12)
+    assert not np.allclose(prod["beta"], plain["beta"], rtol=1e-6)
+    for lv in LVS[:2]:
+        for trait in traits.columns:
+            ref = oracle.fit(fx["Z"], fx["R"], traits[trait], lv, "submatrix",
+                             y_over="trait_and_model")
+            _compare(prod.loc[(lv, trait)], ref)

@@ -102,6 +102,12 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
               help="The cohort's metadata folder (PhenoPLIER's): its gene_tissues.parquet "
                    "(gene_name, n_snps_used_sum, unique_n_snps_used) gives the SNP-level "
                    "covariates.")
+@click.option("--standardize-y-over", type=click.Choice(["fitted", "trait-and-model"]),
+              default="fitted", show_default=True,
+              help="fitted: y standardized over the genes of each fit (trait ∩ LV model ∩ "
+                   "correlation matrix); trait-and-model: over trait ∩ LV model, then "
+                   "restricted to the matrix's genes, as PhenoPLIER's production runs do "
+                   "(same t and p; β and SE rescaled).")
 @click.option("--mode", type=click.Choice(["submatrix", "full"]), default="submatrix",
               show_default=True,
               help="submatrix: R is the identity except among each LV's top genes (the "
@@ -143,7 +149,7 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (and --qq) file.")
 @click.pass_obj
 def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
-        cohort_metadata_dir, mode, predictor,
+        cohort_metadata_dir, standardize_y_over, mode, predictor,
         top_fraction, scale, lvs, condition_on, overlap_threshold, condition_predictor, joint,
         name_pattern, scheduler, out, qq, overwrite) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
@@ -170,6 +176,9 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
     check_output(qq, overwrite=overwrite, what="--qq")
     if joint and (condition_on or len(split_list(lvs)) < 2):
         raise click.UsageError("--joint needs --lvs with two or more LVs and no --condition-on")
+    if standardize_y_over != "fitted" and (joint or condition_on):
+        raise click.UsageError("--standardize-y-over trait-and-model is offered for the "
+                               "marginal model only (not with --joint or --condition-on)")
     if condition_on is not None and condition_on not in ("overlap", "significant"):
         condition_on = split_list(condition_on)
     con = _console()
@@ -208,8 +217,10 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
             res = associate(Z, traits, R, cov, lvs=split_list(lvs) or None, client=client,
                             progress=progress, condition_on=condition_on,
                             overlap_threshold=overlap_threshold,
-                            condition_predictor=condition_predictor, **common)
-        params = {"condition_on": condition_on, "overlap_threshold": overlap_threshold,
+                            condition_predictor=condition_predictor,
+                            standardize_y_over=standardize_y_over.replace("-", "_"), **common)
+        params = {"condition_on": condition_on, "standardize_y_over": standardize_y_over,
+                  "overlap_threshold": overlap_threshold,
                   "condition_predictor": condition_predictor, "joint": joint,
                   "selection": res.attrs.get("selection"),
                   "mode": mode, "predictor": predictor, "top_fraction": top_fraction,

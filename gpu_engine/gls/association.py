@@ -62,7 +62,8 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
               scale: str = "pvalue", lvs=None, backend=None, client=None,
               progress: bool = False, ops: Ops | None = None, condition_on=None,
               overlap_threshold: float = 0.2, fdr: float = 0.05,
-              condition_predictor: str | None = None) -> GLSResults:
+              condition_predictor: str | None = None,
+              standardize_y_over: str = "fitted") -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For LV ℓ and trait t, over the genes shared by the LV model, the correlation matrix and
@@ -107,6 +108,11 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         :mod:`gpu_engine.gls.conditional`, which defines the model, the rules and the two
         extra result columns; ``condition_predictor="continuous"`` puts the conditioning
         LVs' standardized loadings in the design instead of their top-gene indicators.
+    standardize_y_over : "fitted" (the spec, the default: y standardized over the genes of
+        the fit, trait ∩ Z ∩ R) or "trait_and_model" (PhenoPLIER's production setup with a
+        per-LV correlation folder and full S-MultiXcan files: y standardized over trait ∩ Z,
+        then restricted to R's genes without re-standardizing). t and p are the same; β and
+        SE scale by sd_fitted(y)/sd_trait∩Z(y).
 
     Returns
     -------
@@ -118,7 +124,13 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     why), ``missing_genes`` (trait → number of aligned genes with a NaN value, fitted
     without them) and ``seconds``.
     """
+    if standardize_y_over not in ("fitted", "trait_and_model"):
+        raise InputError(f"standardize_y_over must be 'fitted' or 'trait_and_model', not "
+                         f"{standardize_y_over!r}")
     if condition_on is not None:
+        if standardize_y_over != "fitted":
+            raise InputError("standardize_y_over='trait_and_model' is offered for the "
+                             "marginal model only, not with condition_on")
         from .conditional import conditional_associate
 
         return conditional_associate(
@@ -142,6 +154,8 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
             + ("; ".join(reasons[:3]) if reasons else "every regression was singular")
             + ". Check that the LV model, the traits and the gene correlation matrix use the "
             "same gene identifiers and share genes")
+    if standardize_y_over == "trait_and_model":
+        _rescale_to_trait_and_model(table, problem, lv_loadings, traits, scale)
     table.attrs["alignment"] = problem.alignment.to_dict()
     table.attrs["skipped"] = skipped
     table.attrs["missing_genes"] = problem.missing
@@ -218,3 +232,26 @@ def result_table(problem: Problem, stats: np.ndarray, n_genes: np.ndarray) -> pd
         table[name] = stats[k][ok]
     table["fdr"] = fdr_bh(table["pvalue_onesided"].to_numpy())
     return table[list(RESULT_COLUMNS)]
+
+
+def _rescale_to_trait_and_model(table, problem, lv_loadings, traits, scale) -> None:
+    """β and SE as if y had been standardized over trait ∩ Z (PhenoPLIER's production
+    path) instead of over the fitted genes: both scale by sd_fitted(y) / sd_trait∩Z(y)."""
+    from .inputs import trait_values
+
+    Y = trait_values(pd.DataFrame(traits), scale=scale)
+    Y.index = Y.index.astype(str)
+    Y.columns = Y.columns.astype(str)
+    Y = Y.loc[~Y.index.duplicated()]  # the first of duplicated genes, as prepare keeps
+    in_z = Y.index.isin(pd.Index(pd.DataFrame(lv_loadings).index.astype(str)))
+    factor = {}
+    for mask, cols in problem.groups:
+        for t in cols:
+            name = problem.trait_names[t]
+            y_all = Y[name].to_numpy(np.float64)[in_z]
+            sd_model = np.nanstd(y_all, ddof=1)
+            sd_fit = np.std(problem.Y[mask, t], ddof=1)
+            factor[name] = sd_fit / sd_model
+    f = table["trait"].astype(str).map(factor).to_numpy(np.float64)
+    table["beta"] = table["beta"].to_numpy() * f
+    table["beta_se"] = table["beta_se"].to_numpy() * f
