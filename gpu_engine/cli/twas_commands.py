@@ -19,6 +19,7 @@ from ..errors import InputFileNotFoundError
 from ._common import CONTEXT, Obj, check_output, scheduler_option
 from ._common import console as _console
 from ._common import progress_enabled as _progress_enabled
+from ._metaxcan import MetaXcanCommand, apply_format_json, note_no_effect
 
 
 def _opt(name: str, **kw):
@@ -41,7 +42,8 @@ def _gwas_options(f):
         _opt("effect_allele_column", default="A1", show_default=True),
         _opt("non_effect_allele_column", default="A2", show_default=True),
         _opt("chromosome_column", default=None), _opt("position_column", default=None),
-        _opt("freq_column", default=None, help="Accepted for compatibility; not used."),
+        _opt("freq_column", default=None, help="Accepted; no effect (MetaXcan does not "
+             "use it either)."),
         _opt("beta_column", default=None), _opt("beta_sign_column", default=None,
                                                  help="'+'/'-' sign column (with --pvalue_column)."),
         _opt("or_column", default=None, help="Odds ratio column; beta = log(OR)."),
@@ -54,6 +56,19 @@ def _gwas_options(f):
              help="p = 0 is replaced by min(smallest non-zero p, this); 0 gives infinite z."),
         _opt("keep_non_rsid", is_flag=True, help="Keep SNP ids without 'rs' (needed with "
              "--model_db_snp_key varID)."),
+        _opt("handle_empty_columns", is_flag=True, help="Split fields at every single "
+             "separator character, so that empty fields are missing values (files with "
+             "unfilled columns). Without it, a line whose field count differs from the "
+             "header's is skipped and counted, as MetaXcan does."),
+        _opt("snp_map_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+             default=None, help="Map of GWAS variants to the models' (columns rsid a0 a1 "
+             "panel_variant_id panel_variant_a0 panel_variant_a1 swap): GWAS rows are aligned "
+             "to a1/a0, signed by swap and re-keyed to the panel's ids and alleles."),
+        _opt("input_gwas_format_json", type=click.Path(exists=True, dir_okay=False,
+             path_type=Path), default=None, help="JSON of column names (column_snp, "
+             "column_pvalue, …); column flags given on the command line override it."),
+        _opt("split_column", multiple=True, help="Accepted, no effect (MetaXcan: 'present "
+             "for future compatibility')."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -81,9 +96,14 @@ def _columns(kw):
                        position=kw["position_column"])
 
 
+GWAS_NO_EFFECT = {"split_column": "MetaXcan reserves it for future use",
+                  "freq_column": "no statistic uses the allele frequency"}
+
+
 def _read_gwas(kw, snps=None):
     from ..twas import read_gwas
 
+    apply_format_json(kw, click.get_current_context())
     if kw["gwas_folder"] is not None and kw["gwas_file"] is not None:
         raise click.UsageError("give --gwas_file or --gwas_folder, not both (the reference "
                                "would ignore one of them)")
@@ -93,7 +113,8 @@ def _read_gwas(kw, snps=None):
     return read_gwas(source, _columns(kw), file_pattern=kw["gwas_file_pattern"],
                      separator=kw["separator"], skip_until_header=kw["skip_until_header"],
                      input_pvalue_fix=kw["input_pvalue_fix"], keep_non_rsid=kw["keep_non_rsid"],
-                     snps=snps)
+                     handle_empty_columns=kw["handle_empty_columns"],
+                     snp_map=kw["snp_map_file"], snps=snps)
 
 
 def _logging(verbosity: str) -> None:
@@ -172,7 +193,7 @@ def twas() -> None:
     """
 
 
-@twas.command("spredixcan", context_settings=CONTEXT)
+@twas.command("spredixcan", cls=MetaXcanCommand, context_settings=CONTEXT)
 @_opt("model_db_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
       default=None, help="PredictDB SQLite model database of one tissue.")
 @_opt("model_db_snp_key", default="rsid", show_default=True,
@@ -196,12 +217,16 @@ def twas() -> None:
       help="Result CSV (MetaXcan's columns).")
 @_opt("overwrite", is_flag=True, help="Replace an existing output file.")
 @_opt("remove_ens_version", is_flag=True, help="Drop the '.N' version of gene ids.")
-@_opt("additional_output", is_flag=True, help="Accepted for compatibility; not written.")
-@_opt("single_snp_model", is_flag=True, help="Accepted; single-SNP models need no option here.")
-@_opt("stream_covariance", is_flag=True, help="Accepted; the covariance is always read whole, "
-      "only the model's genes are built.")
-@_opt("gwas_h2", type=float, default=None, help="Not supported (phi calibration).")
-@_opt("gwas_N", type=float, default=None, help="Not supported (phi calibration).")
+@_opt("additional_output", is_flag=True, help="Add the columns best_gwas_p (2Φ(−max |z|) over "
+      "the SNPs used) and largest_weight (max |w| over them).")
+@_opt("single_snp_model", is_flag=True, help="Accepted, no effect: single-SNP models need no "
+      "option here.")
+@_opt("stream_covariance", is_flag=True, help="Accepted, no effect: only the model's genes' "
+      "blocks of the covariance are built, whatever its size.")
+@_opt("gwas_h2", type=float, default=None, help="With --gwas_N: calibrate for inflation, "
+      "z / √(1 + φ N h²) with the models' phi (extra.phi); genes without phi are dropped and "
+      "the uncalibrated z and p kept in extra columns, as MetaXcan does.")
+@_opt("gwas_N", type=float, default=None, help="GWAS sample size, with --gwas_h2.")
 @_opt("MAX_R", type=int, default=None, help="Only the first R genes of the model.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the harmonization report (JSON).")
@@ -234,9 +259,8 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
     if out.exists() and not kw["overwrite"]:
         _skip_existing(out, "pass --overwrite (or move it) to run again")
         return
-    if kw["gwas_h2"] is not None or kw["gwas_N"] is not None:
-        raise click.UsageError("--gwas_h2/--gwas_N (phi calibration) is not supported; run "
-                               "without them")
+    _check_calibration(kw)
+    note_no_effect(kw, {**GWAS_NO_EFFECT, **SPREDIXCAN_NO_EFFECT})
     be = _backend(obj)
     t0 = time.perf_counter()
 
@@ -255,8 +279,9 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
             model.extra = model.extra.loc[model.extra["gene"].isin(keep)]
         gwas = _read_gwas(kw, snps=set(model.weights["snp"]))
         cov = read_covariance(kw["covariance"], genes=model.genes)
-        res, rep = spredixcan(model, cov, gwas, backend=be)
+        res, rep = spredixcan(model, cov, gwas, additional=kw["additional_output"], backend=be)
         _require_overlap(rep, kw)
+        res = _calibrate(res, kw, kw["model_db_path"])
         if kw["remove_ens_version"]:
             res["gene"] = _strip_version(res["gene"])
         write_spredixcan(res, out)
@@ -286,6 +311,29 @@ def spredixcan_cmd(obj: Obj, **kw) -> None:
                   f"p = {top['pvalue']:.3g}")
 
 
+SPREDIXCAN_NO_EFFECT = {
+    "single_snp_model": "single-SNP models need no option",
+    "stream_covariance": "only the model genes' covariance blocks are built"}
+
+
+def _check_calibration(kw: dict) -> None:
+    if (kw["gwas_h2"] is None) != (kw["gwas_N"] is None):
+        raise click.UsageError("phi calibration needs both --gwas_h2 and --gwas_N (MetaXcan "
+                               "calibrates only when both are given)")
+
+
+def _calibrate(res, kw: dict, db: Path):
+    """The reference's phi calibration, when --gwas_h2 and --gwas_N are given."""
+    if kw["gwas_h2"] is None:
+        logging.getLogger("gpu_engine.cli").info("the p-values and z-scores are not calibrated "
+                                                 "for inflation (no --gwas_h2/--gwas_N)")
+        return res
+    from ..twas.models import read_phi
+    from ..twas.spredixcan import calibrate_phi
+
+    return calibrate_phi(res, read_phi(db), kw["gwas_N"], kw["gwas_h2"])
+
+
 def _spredixcan_many(obj: Obj, kw: dict, con) -> None:
     """S-PrediXcan for every tissue of a model folder: the GWAS is read once (restricted to
     the union of the models' SNPs), then each tissue as in the one-tissue mode."""
@@ -300,9 +348,8 @@ def _spredixcan_many(obj: Obj, kw: dict, con) -> None:
     for pat in ("covariance_pattern", "output_pattern"):
         if "{tissue}" not in kw[pat]:
             raise click.BadParameter(f"{kw[pat]!r} has no {{tissue}}", param_hint=f"--{pat}")
-    if kw["gwas_h2"] is not None or kw["gwas_N"] is not None:
-        raise click.UsageError("--gwas_h2/--gwas_N (phi calibration) is not supported; run "
-                               "without them")
+    _check_calibration(kw)
+    note_no_effect(kw, {**GWAS_NO_EFFECT, **SPREDIXCAN_NO_EFFECT})
     be = _backend(obj)
     t0 = time.perf_counter()
     folder: Path = kw["output_folder"]
@@ -326,12 +373,14 @@ def _spredixcan_many(obj: Obj, kw: dict, con) -> None:
     gwas = _read_gwas(kw, snps=snps) if models else None
     t_read = time.perf_counter() - t_read
     results, report = (spredixcan_tissues(models, covs, gwas, backend=be,
+                                          additional=kw["additional_output"],
                                           progress=_progress_enabled())
                        if models else ({}, None))
     if report is not None and "in_gwas" in report and report["in_gwas"].fillna(0).sum() == 0:
         _require_overlap({"in_gwas": 0, "model_snps": int(report["model_snps"].sum())}, kw)
     folder.mkdir(parents=True, exist_ok=True)
     for t, res in results.items():
+        res = _calibrate(res, kw, todo[t])
         if kw["remove_ens_version"]:
             res["gene"] = _strip_version(res["gene"])
         write_spredixcan(res, outs[t])
@@ -351,16 +400,35 @@ def _tissue_from(name: str, pattern: re.Pattern | None) -> str:
     return m.groups()[-1] if m and m.groups() else Path(name).stem
 
 
-def _models(folder: Path, pattern: str, snp_key: str, progress: bool):
+def _models(folder: Path, pattern: str, snp_key: str, progress: bool, name_filter=()):
     from ..progress import track
     from ..twas import model_files, read_model_db
 
     files = model_files(folder, pattern)
+    if name_filter:
+        rx = [re.compile(f) for f in name_filter]
+        files = {t: f for t, f in files.items() if any(r.search(f.name) for r in rx)}
+        if not files:
+            raise click.BadParameter(f"no model file of {folder} matches {list(name_filter)}",
+                                     param_hint="--models_name_filter")
     return {t: read_model_db(f, snp_key=snp_key, tissue=t)
             for t, f in track(files.items(), "models", total=len(files), enabled=progress)}
 
 
-@twas.command("smultixcan", context_settings=CONTEXT)
+def _cleared_snps(path: Path):
+    import pandas as pd
+
+    from ..errors import InputError
+
+    d = pd.read_csv(path, sep=r"\s+", dtype=str)
+    if "rsid" not in d:
+        raise InputError(f"{path}: no column 'rsid' (--cleared_snps is a table of the SNPs to "
+                         f"use, with a column rsid; columns: {list(d.columns)[:6]})")
+    return d["rsid"].dropna().unique()
+
+
+
+@twas.command("smultixcan", cls=MetaXcanCommand, context_settings=CONTEXT)
 @_opt("models_folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
       required=True, help="Folder of model databases.")
 @_opt("models_name_pattern", required=True,
@@ -376,11 +444,29 @@ def _models(folder: Path, pattern: str, snp_key: str, progress: bool):
       help="Regex whose last group is the tissue name, e.g. 'TW_(.*).csv'.")
 @_gwas_options
 @_opt("cutoff_condition_number", type=float, default=None,
-      help="Keep SVD components with s ≥ λ_max / this (usually 30). Required.")
-@_opt("cutoff_eigen_ratio", type=float, default=None, help="Not supported.")
-@_opt("cutoff_threshold", type=float, default=None, help="Not supported.")
-@_opt("cutoff_trace_ratio", type=float, default=None, help="Not supported.")
-@_opt("regularization", type=float, default=None, help="Not supported.")
+      help="Keep SVD components with s ≥ λ_max / this (usually 30).")
+@_opt("cutoff_eigen_ratio", type=float, default=None,
+      help="Keep components with s ≥ this × λ_max.")
+@_opt("cutoff_trace_ratio", type=float, default=None,
+      help="Keep components with s ≥ this × trace(R).")
+@_opt("cutoff_threshold", type=float, default=None,
+      help="Keep components down to the eigenvalue before the one at which the descending "
+      "cumulative sum first exceeds (1 − this) × trace(R). One cutoff rule is required; "
+      "several: the first of eigen ratio, trace ratio, threshold, condition number.")
+@_opt("regularization", type=float, default=None,
+      help="Invert R + εI (the cutoff still from R).")
+@_opt("cleared_snps", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+      default=None, help="The SNP set of the tissue correlations, instead of the GWAS's "
+      "aligned SNPs: a table with a column 'rsid'.")
+@_opt("models_name_filter", multiple=True,
+      help="Only model files whose names match one of these regular expressions.")
+@_opt("model_product", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+      default=None, help="Not supported: a precomputed model-product file (give "
+      "--snp_covariance, from which the products are computed).")
+@_opt("permissive_model_product", is_flag=True, help="Goes with --model_product (not "
+      "supported).")
+@_opt("MAX_M", type=int, default=None, help="Only the first M genes (in the covariance's "
+      "order).")
 @_opt("trimmed_ensemble_id", is_flag=True, help="Match result genes without their version.")
 @_opt("output", type=click.Path(dir_okay=False, path_type=Path), required=True,
       help="Result table (tab-separated, MetaXcan's columns).")
@@ -407,13 +493,19 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
     if out.exists():
         _skip_existing(out, "move or delete it to run again")
         return
-    for flag in ("cutoff_eigen_ratio", "cutoff_threshold", "cutoff_trace_ratio",
-                 "regularization"):
-        if kw[flag] is not None:
-            raise click.UsageError(f"--{flag} is not supported; use --cutoff_condition_number")
-    if kw["cutoff_condition_number"] is None:
-        raise click.UsageError("--cutoff_condition_number is required (the reference "
-                               "publications use 30)")
+    if kw["model_product"] is not None or kw["permissive_model_product"]:
+        raise click.UsageError("--model_product is not supported: give --snp_covariance (the "
+                               "global SNP covariance), from which the model products are "
+                               "computed")
+    if kw["cleared_snps"] is not None and (kw["gwas_folder"] or kw["gwas_file"]):
+        raise click.UsageError("give --cleared_snps or the GWAS (--gwas_folder/--gwas_file), "
+                               "not both")
+    from ..twas.smultixcan import cutoff_rule
+
+    rule = cutoff_rule(condition_number=kw["cutoff_condition_number"],
+                       eigen_ratio=kw["cutoff_eigen_ratio"], trace_ratio=kw["cutoff_trace_ratio"],
+                       threshold=kw["cutoff_threshold"])
+    note_no_effect(kw, GWAS_NO_EFFECT)
     be = _backend(obj)
     progress = _progress_enabled()
     t0 = time.perf_counter()
@@ -425,7 +517,7 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
         from ..twas import read_covariance, smultixcan, write_smultixcan
 
         models = _models(kw["models_folder"], kw["models_name_pattern"], kw["model_db_snp_key"],
-                         progress)
+                         progress, name_filter=kw["models_name_filter"])
         filters = [re.compile(f) for f in kw["metaxcan_filter"]]
         parse = re.compile(kw["metaxcan_file_name_parse_pattern"]) \
             if kw["metaxcan_file_name_parse_pattern"] else None
@@ -457,8 +549,10 @@ def smultixcan_cmd(obj: Obj, **kw) -> None:
             gwas = _read_gwas(kw, snps=snps)
         genes = set().union(*(set(m.genes) for m in models.values()))
         cov = read_covariance(kw["snp_covariance"], genes=genes)
-        res = smultixcan(models, cov, sp, condition_number=kw["cutoff_condition_number"],
-                         gwas=gwas, backend=be)
+        snps = _cleared_snps(kw["cleared_snps"]) if kw["cleared_snps"] else None
+        res = smultixcan(models, cov, sp, **{rule[0]: rule[1]},
+                         regularization=kw["regularization"], gwas=gwas, snps=snps,
+                         max_genes=kw["MAX_M"], backend=be)
         write_smultixcan(res, out)
         return res, len(sp)
 

@@ -5,6 +5,10 @@ Semantics are MetaXcan's (``M03_betas`` / ``SPrediXcan``), which users' results 
 - Columns are mapped per file: a declared column missing from a file is ignored, so files of
   one study may carry different statistics (``--gwas_folder`` input). The SNP and allele
   columns must exist.
+- A line whose number of fields differs from the header's is skipped and counted
+  (``malformed_lines``), as the reference's parser does; with ``handle_empty_columns`` fields
+  are split at every single separator character (tab, or any one whitespace character), so
+  an empty field is a missing value instead of shifting the line.
 - Ids without the substring ``rs`` are dropped unless ``keep_non_rsid``.
 - z comes, **per file**, from: a z column; else |z| = −Φ⁻¹(p/2) with the sign of beta (or
   log OR, or a ``+``/``-`` sign column; ``sign(0) = 0``); else beta/se (or log OR/se). A row
@@ -13,6 +17,10 @@ Semantics are MetaXcan's (``M03_betas`` / ``SPrediXcan``), which users' results 
   1e-50 by default; ``input_pvalue_fix=0`` gives ±∞. When ``snps`` is given, only rows of
   those SNPs are loaded (S-PrediXcan loads the current model's SNPs).
 - z is stored as float64(float32(z)), as the reference does.
+- ``snp_map`` (the reference's ``--snp_map_file``: columns ``rsid a0 a1 panel_variant_id
+  panel_variant_a0 panel_variant_a1 swap``): each GWAS row is aligned to the map's alleles as
+  :func:`harmonize` does (a1 is the effect allele), z and beta are multiplied by ``swap``, and
+  the row takes the panel's id and alleles (``panel_variant_a1`` the effect allele).
 - :func:`harmonize`: inner join with the model's SNPs; alleles upper-cased; a row is kept only
   if {effect, non-effect} == {eff_allele, ref_allele}; z and beta are negated when the
   effect allele is the model's ref allele. Strand flips are not rescued.
@@ -114,31 +122,81 @@ def _header_line(path: Path, skip_until_header: str | None) -> tuple[int, str]:
                      "(--skip_until_header)")
 
 
+NA_STRINGS = ["NA", "na", "NaN", "nan", "."]
+
+
+def _header_names(header: str, separator: str | None, handle_empty_columns: bool) -> list[str]:
+    if handle_empty_columns:
+        return re.split(re.escape(separator) if separator else r"\s", header)
+    return header.split(separator) if separator else header.split()
+
+
 def _read_frame(path: Path, usecols: list[str], separator: str | None,
-                skip_until_header: str | None, string_cols: Sequence[str]) -> pd.DataFrame:
+                skip_until_header: str | None, string_cols: Sequence[str],
+                handle_empty_columns: bool = False) -> tuple[pd.DataFrame, int]:
+    """The used columns of a GWAS file and the number of malformed lines skipped (a field
+    count other than the header's)."""
     skip, header = _header_line(path, skip_until_header)
-    if separator is None and "\t" in header and header.split("\t") == header.split():
+    if (separator is None and not handle_empty_columns and "\t" in header
+            and header.split("\t") == header.split()):
         separator = "\t"  # pure tabs: the fast parser; anything else: any whitespace
-    names = header.split(separator) if separator else header.split()
+    names = _header_names(header, separator, handle_empty_columns)
     missing = [c for c in usecols if c not in names]
     if missing:
         raise InputError(f"{path}: no column {preview(missing)} (columns: {preview(names, 12)}); "
                          "name the right ones with --snp_column / --effect_allele_column / "
                          "--non_effect_allele_column")
+    if len(set(names)) < len(names):  # the reference uses the first of duplicated columns
+        seen: set[str] = set()
+        unique = []
+        for i, n in enumerate(names):
+            unique.append(f"{n}.duplicate{i}" if n in seen else n)
+            seen.add(n)
+        names = unique
     dtype = {c: str for c in string_cols if c in usecols}
-    kw = dict(header=None, names=names, usecols=usecols, dtype=dtype,
-              na_values=["NA", "na", "NaN", "nan", "."], keep_default_na=True,
-              skiprows=skip + 1,
-              compression="gzip" if _opener(path) is gzip.open else None)
+    compression = "gzip" if _opener(path) is gzip.open else None
+    kw = dict(header=None, names=names, usecols=usecols, dtype=dtype, na_values=NA_STRINGS,
+              keep_default_na=True, skiprows=skip + 1, compression=compression)
     try:
-        if separator is None:
-            return pd.read_csv(path, sep=r"\s+", **kw)
-        try:
-            return pd.read_csv(path, sep=separator, engine="pyarrow", **kw)
-        except Exception:  # ragged lines etc.: the C parser gives the clearer error
-            return pd.read_csv(path, sep=separator, **kw)
+        if separator is not None and not handle_empty_columns:
+            try:
+                return pd.read_csv(path, sep=separator, engine="pyarrow", **kw), 0
+            except Exception:  # ragged lines etc.: the careful reader below
+                pass
+        return _read_lenient(path, names, usecols, dtype, separator, skip, compression,
+                             handle_empty_columns)
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: cannot parse the GWAS file ({exc})") from None
+
+
+def _read_lenient(path, names, usecols, dtype, separator, skip, compression,
+                  handle_empty_columns) -> tuple[pd.DataFrame, int]:
+    """Skip lines with too many fields (the parser's bad lines) and with too few (their last
+    column is empty), counting both. The last column is read raw to tell the two apart."""
+    import warnings
+
+    last = names[-1]
+    cols = list(dict.fromkeys(usecols + [last]))
+    na = {c: NA_STRINGS + [""] for c in cols if c != last}
+    if handle_empty_columns:
+        sep, engine = (re.escape(separator) if separator else r"\s"), "python"
+    else:
+        sep, engine = (separator or r"\s+"), "c"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        df = pd.read_csv(path, sep=sep, engine=engine, header=None, names=names, usecols=cols,
+                         dtype={**dtype, last: str}, na_values=na, keep_default_na=False,
+                         skiprows=skip + 1, compression=compression, on_bad_lines="warn")
+    long_lines = sum(str(w.message).count("Skipping line") for w in caught
+                     if issubclass(w.category, pd.errors.ParserWarning))
+    raw = df[last].fillna("")
+    short = (raw == "").to_numpy() if not handle_empty_columns else np.zeros(len(df), bool)
+    df = df.loc[~short]
+    if last in usecols:  # read raw: its missing values still to mark (numbers: _numeric)
+        df[last] = df[last].where(~df[last].isin(NA_STRINGS + [""]))
+    else:
+        df = df.drop(columns=[last])
+    return df.reset_index(drop=True), int(long_lines + short.sum())
 
 
 def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
@@ -162,7 +220,7 @@ def _check_pvalues(pv: np.ndarray, col: str, path: Path) -> None:
 def read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, *,
                    separator: str | None = None, skip_until_header: str | None = None,
                    input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
-                   snps=None) -> tuple[pd.DataFrame, dict]:
+                   handle_empty_columns: bool = False, snps=None) -> tuple[pd.DataFrame, dict]:
     """Parse one GWAS file (see the module docstring). Returns the frame and a report. A
     damaged or non-text file is an :class:`InputError` naming it."""
     from ..io.reading import reading
@@ -171,28 +229,30 @@ def read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, 
         return _read_gwas_file(path, columns, separator=separator,
                                skip_until_header=skip_until_header,
                                input_pvalue_fix=input_pvalue_fix,
-                               keep_non_rsid=keep_non_rsid, snps=snps)
+                               keep_non_rsid=keep_non_rsid,
+                               handle_empty_columns=handle_empty_columns, snps=snps)
 
 
 def _read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None, *,
                    separator: str | None = None, skip_until_header: str | None = None,
                    input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
-                   snps=None) -> tuple[pd.DataFrame, dict]:
+                   handle_empty_columns: bool = False, snps=None) -> tuple[pd.DataFrame, dict]:
     p = Path(path)
     if not p.is_file():
         raise InputFileNotFoundError(f"GWAS file {p} does not exist")
     c = columns or GwasColumns()
     c.validate()
     _, header = _header_line(p, skip_until_header)
-    present = set(header.split(separator) if separator else header.split())
+    present = set(_header_names(header, separator, handle_empty_columns))
     stat = {k: v for k, v in asdict(c).items() if v and v in present
             and k not in ("snp", "effect_allele", "non_effect_allele")}
     base = [c.snp, c.effect_allele, c.non_effect_allele]
     usecols = list(dict.fromkeys(base + list(stat.values())))
-    df = _read_frame(p, usecols, separator, skip_until_header,
-                     string_cols=base + [v for k, v in stat.items()
-                                         if k in ("beta_sign", "chromosome")])
-    rep = {"file": p.name, "rows": len(df)}
+    df, malformed = _read_frame(p, usecols, separator, skip_until_header,
+                                string_cols=base + [v for k, v in stat.items()
+                                                    if k in ("beta_sign", "chromosome")],
+                                handle_empty_columns=handle_empty_columns)
+    rep = {"file": p.name, "rows": len(df), "malformed_lines": malformed}
     snp = df[c.snp].astype(str)
     keep = (np.ones(len(df), bool) if keep_non_rsid
             else snp.str.contains("rs", regex=False).to_numpy(dtype=bool, copy=True))
@@ -261,9 +321,18 @@ def _read_gwas_file(path: str | os.PathLike, columns: GwasColumns | None = None,
 def read_gwas(source, columns: GwasColumns | None = None, *, file_pattern: str | None = None,
               separator: str | None = None, skip_until_header: str | None = None,
               input_pvalue_fix: float = DEFAULT_PVALUE_FIX, keep_non_rsid: bool = False,
-              snps=None) -> Gwas:
+              handle_empty_columns: bool = False, snp_map=None, snps=None) -> Gwas:
     """Read GWAS summary statistics from a file, a list of files, or a folder (files matching
-    ``file_pattern``, parsed independently and concatenated in name order)."""
+    ``file_pattern``, parsed independently and concatenated in name order).
+
+    ``snps``: load only rows of these SNPs (ids of the models; with ``snp_map``, the rows whose
+    mapped panel id is one of them). ``snp_map``: a path or frame, see the module docstring.
+    """
+    if snp_map is not None:
+        snp_map = read_snp_map(snp_map)
+        if snps is not None:
+            snps = snp_map.loc[member(snp_map["panel_variant_id"], pd.unique(
+                np.asarray(list(snps), dtype=object))), "rsid"]
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         files = gwas_files(source, file_pattern)
     elif isinstance(source, (str, os.PathLike)):
@@ -277,11 +346,65 @@ def read_gwas(source, columns: GwasColumns | None = None, *, file_pattern: str |
         fr, rep = read_gwas_file(f, columns, separator=separator,
                                  skip_until_header=skip_until_header,
                                  input_pvalue_fix=input_pvalue_fix,
-                                 keep_non_rsid=keep_non_rsid, snps=snps)
+                                 keep_non_rsid=keep_non_rsid,
+                                 handle_empty_columns=handle_empty_columns, snps=snps)
+        if snp_map is not None:
+            fr, counts = apply_snp_map(fr, snp_map)
+            rep.update({f"snp_map_{k}": v for k, v in counts.items()})
         frames.append(fr)
         reps.append(rep)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return Gwas(frame, pd.DataFrame(reps))
+
+
+SNP_MAP_COLUMNS = ("rsid", "a0", "a1", "panel_variant_id", "panel_variant_a0",
+                   "panel_variant_a1", "swap")
+
+
+def read_snp_map(source) -> pd.DataFrame:
+    """The reference's SNP map (``--snp_map_file``): a tab- or space-separated table (gz or
+    plain) with ``SNP_MAP_COLUMNS``; alleles upper-cased, ``swap`` ±1."""
+    if isinstance(source, pd.DataFrame):
+        m = source
+        where = "the SNP map"
+    else:
+        where = str(source)
+        if not Path(source).is_file():
+            raise InputFileNotFoundError(f"SNP map file {source} does not exist")
+        m = pd.read_csv(source, sep=r"\s+", dtype=str, compression="infer")
+    missing = [c for c in SNP_MAP_COLUMNS if c not in m.columns]
+    if missing:
+        raise InputError(f"{where}: no column {preview(missing)} (a SNP map has "
+                         f"{', '.join(SNP_MAP_COLUMNS)})")
+    m = m[list(SNP_MAP_COLUMNS)].drop_duplicates().copy()
+    for c in ("a0", "a1", "panel_variant_a0", "panel_variant_a1"):
+        m[c] = m[c].astype(str).str.upper()
+    m["swap"] = pd.to_numeric(m["swap"], errors="coerce")
+    bad = ~m["swap"].isin([1, -1])
+    if bad.any():
+        raise InputError(f"{where}: column 'swap' must be 1 or -1; {int(bad.sum()):,} row(s) are "
+                         f"not (e.g. SNP {m.loc[bad, 'rsid'].iloc[0]!r})")
+    return m.reset_index(drop=True)
+
+
+def apply_snp_map(frame: pd.DataFrame, snp_map: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """GWAS rows re-keyed to the panel's variants (module docstring); rows without a map
+    entry with matching alleles are dropped and counted."""
+    m = frame.merge(snp_map, left_on="snp", right_on="rsid", how="inner", sort=False)
+    ea, nea = m["effect_allele"].to_numpy(), m["non_effect_allele"].to_numpy()
+    same = (ea == m["a1"].to_numpy()) & (nea == m["a0"].to_numpy())
+    flip = (ea == m["a0"].to_numpy()) & (nea == m["a1"].to_numpy()) & ~same
+    ok = same | flip
+    sign = (np.where(flip, -1.0, 1.0) * m["swap"].to_numpy(np.float64))[ok]
+    out = m.loc[ok].copy()
+    out["zscore"] = out["zscore"].to_numpy() * sign
+    out["beta"] = out["beta"].to_numpy() * sign
+    out["snp"] = out["panel_variant_id"]
+    out["effect_allele"] = out["panel_variant_a1"]
+    out["non_effect_allele"] = out["panel_variant_a0"]
+    out = out[list(frame.columns)].reset_index(drop=True)
+    return out, {"mapped": int(ok.sum()), "not_in_map": int(len(frame) - len(m)),
+                 "allele_mismatch": int((~ok).sum())}
 
 
 HARMONIZE_REPORT = ("model_snps", "in_gwas", "kept", "flipped", "allele_mismatch",

@@ -127,6 +127,23 @@ def read_model_db(path: str | os.PathLike, *, snp_key: str = "rsid",
     return ModelDB(str(p), w.reset_index(drop=True), e.reset_index(drop=True), tissue)
 
 
+def read_phi(path: str | os.PathLike) -> pd.DataFrame:
+    """``gene, phi`` from a database's ``extra`` table (the inflation-calibration factor of
+    newer PredictDB releases); an error naming the database when it has none."""
+    p = Path(path)
+    con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    try:
+        if "phi" not in _columns(con, "extra"):
+            raise InputError(f"{p}: table extra has no column 'phi', which --gwas_h2/--gwas_N "
+                             "calibration needs; use models released with phi, or run "
+                             "without calibration")
+        phi = pd.read_sql_query("SELECT gene, phi FROM extra", con)
+    finally:
+        con.close()
+    phi["phi"] = pd.to_numeric(phi["phi"], errors="coerce")
+    return phi
+
+
 def model_files(folder: str | os.PathLike, pattern: str) -> dict[str, Path]:
     """Tissue → model database for the files of ``folder`` matching ``pattern``, whose first
     group is the tissue name (MetaXcan's ``--models_name_pattern``, e.g. ``TW_(.*)_0.5.db``).

@@ -7,7 +7,12 @@ Per gene (the reference semantics, MetaXcan 0.7.5):
   (with a variance). The SNP set is the GWAS after allele alignment to the models — *including*
   SNPs whose z is NaN or infinite — or all model SNPs when no GWAS is given;
 - R_tt' = w_tᵀΓw_t' / √(w_tᵀΓw_t · w_t'ᵀΓw_t');
-- cutoff = λ_max(R) / c (``condition_number``, stated by the user); SVD R = U S Vᵀ; keep
+- cutoff, from the eigenvalues λ of R (the reference's four rules; the first given wins, in
+  this order): ``eigen_ratio`` r → r·λ_max; ``trace_ratio`` r → r·tr R; ``threshold`` t → the
+  eigenvalue before the one at which the descending cumulative sum first exceeds (1 − t)·tr R;
+  ``condition_number`` c → λ_max / c (the publications use c = 30). A ratio or threshold of 0
+  gives cutoff 0;
+- ``regularization`` ε: the SVD is of R + εI (the cutoff still from R); SVD = U S Vᵀ; keep
   s ≥ cutoff (the first always); R⁺ = V diag(1/s) Uᵀ over the kept ones;
 - T = zᵀR⁺z ~ χ²(n_indep), p = χ²_sf. ``tmi`` = trace(R R⁺); ``eigen_*`` are singular values;
   ``z_sd`` uses ddof = 1; ``p_i_best/worst`` = 2Φ(−max/min |z|) with their tissues.
@@ -98,11 +103,57 @@ def _per_gene_blocks(ld: CovarianceBlocks, w: pd.DataFrame) -> CovarianceBlocks:
     return gene_blocks(LD, members, labels=genes, ids=ids)
 
 
-def _solve(R: np.ndarray, z: np.ndarray, c: float) -> dict:
+CUTOFF_RULES = ("eigen_ratio", "trace_ratio", "threshold", "condition_number")
+
+
+def cutoff_rule(*, condition_number: float | None = None, eigen_ratio: float | None = None,
+                trace_ratio: float | None = None, threshold: float | None = None
+                ) -> tuple[str, float]:
+    """The SVD truncation rule of the given ones, in the reference's precedence
+    (``CUTOFF_RULES``); an error when none is given or a value is out of range."""
+    given = dict(condition_number=condition_number, eigen_ratio=eigen_ratio,
+                 trace_ratio=trace_ratio, threshold=threshold)
+    for rule in CUTOFF_RULES:
+        v = given[rule]
+        if v is None:
+            continue
+        v = float(v)
+        if rule == "condition_number" and not v > 0:
+            raise InputError(f"S-MultiXcan: the condition number must be positive, got {v:g} "
+                             "(--cutoff_condition_number; the publications use 30)")
+        if rule != "condition_number" and not (v >= 0 and np.isfinite(v)):
+            raise InputError(f"S-MultiXcan: --cutoff_{rule} must be ≥ 0, got {v:g}")
+        return rule, v
+    raise InputError("S-MultiXcan needs an SVD truncation rule: --cutoff_condition_number "
+                     "(e.g. 30), --cutoff_eigen_ratio, --cutoff_trace_ratio or "
+                     "--cutoff_threshold")
+
+
+def _cutoff(R: np.ndarray, rule: str, v: float) -> np.ndarray:
+    """Per matrix of the batch R (B, t, t), the singular-value cutoff of ``rule``."""
+    if rule != "condition_number" and v == 0:
+        return np.zeros(R.shape[0])
+    if rule == "trace_ratio":
+        return v * np.einsum("bii->b", R)
+    lam = np.linalg.eigvalsh(R)[:, ::-1]  # descending
+    if rule == "eigen_ratio":
+        return v * lam[:, 0]
+    if rule == "condition_number":
+        return lam[:, 0] / v
+    # threshold: the last eigenvalue before the cumulative sum passes (1 − t)·trace
+    cs = np.cumsum(lam, axis=1)
+    passed = cs > (lam.sum(1) * (1.0 - v))[:, None]
+    first = np.where(passed.any(1), passed.argmax(1), lam.shape[1])
+    return np.take_along_axis(lam, np.maximum(first - 1, 0)[:, None], 1)[:, 0]
+
+
+def _solve(R: np.ndarray, z: np.ndarray, rule: tuple[str, float],
+           regularization: float | None = None) -> dict:
     """The per-gene statistics for a batch of same-size R (B, t, t) and z (B, t)."""
-    lam = np.linalg.eigvalsh(R)[:, -1]
-    U, s, Vt = np.linalg.svd(R)
-    keep = s >= (lam / c)[:, None]
+    cut = _cutoff(R, *rule)
+    A = R + regularization * np.eye(R.shape[1]) if regularization else R
+    U, s, Vt = np.linalg.svd(A)
+    keep = s >= cut[:, None]
     keep[:, 0] = True
     inv_s = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
     Rp = np.einsum("bji,bj,bkj->bik", Vt, inv_s, U)  # V diag(1/s) Uᵀ
@@ -114,27 +165,44 @@ def _solve(R: np.ndarray, z: np.ndarray, c: float) -> dict:
 
 
 def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
-               spredixcan: Mapping[str, pd.DataFrame], *, condition_number: float,
-               gwas: Gwas | pd.DataFrame | None = None, backend: Backend | str | None = None,
+               spredixcan: Mapping[str, pd.DataFrame], *, condition_number: float | None = None,
+               eigen_ratio: float | None = None, trace_ratio: float | None = None,
+               threshold: float | None = None, regularization: float | None = None,
+               gwas: Gwas | pd.DataFrame | None = None, snps=None,
+               max_genes: int | None = None, backend: Backend | str | None = None,
                kernel: str | None = None) -> pd.DataFrame:
     """S-MultiXcan for every gene of ``models`` (tissue → model).
 
     ``covariance``: the global SNP covariance: blocks per gene (MetaXcan's file), or any LD
     reference whose blocks are regions (then each gene's block is cut from it). ``spredixcan``: tissue →
-    S-PrediXcan results (``gene``, ``zscore``). ``condition_number``: the SVD truncation
-    (usually 30; no default, as in the reference). ``gwas``: the parsed GWAS whose aligned SNPs
-    form the SNP set (None: every model SNP). Rows sorted by (pvalue, status).
+    S-PrediXcan results (``gene``, ``zscore``). The SVD truncation: one of
+    ``condition_number`` (usually 30), ``eigen_ratio``, ``trace_ratio``, ``threshold`` (see
+    the module docstring; no default, as in the reference); ``regularization`` adds εI.
+    ``gwas``: the parsed GWAS whose aligned SNPs form the SNP set; or ``snps``, the SNP set
+    itself (the reference's ``--cleared_snps``); neither: every model SNP. ``max_genes``: only
+    the first M genes, in the order of the covariance's blocks (``--MAX_M``). Rows sorted by
+    (pvalue, status).
     """
-    if condition_number is None or not condition_number > 0:
-        raise InputError("S-MultiXcan needs a positive condition number (e.g. 30): "
-                         "--cutoff_condition_number")
+    rule = cutoff_rule(condition_number=condition_number, eigen_ratio=eigen_ratio,
+                       trace_ratio=trace_ratio, threshold=threshold)
+    if regularization is not None and not (np.isfinite(regularization)
+                                           and regularization >= 0):
+        raise InputError(f"S-MultiXcan: --regularization must be ≥ 0, got {regularization:g}")
+    if gwas is not None and snps is not None:
+        raise InputError("S-MultiXcan: give the GWAS or the SNP set (--cleared_snps), not both")
     models = dict(sorted(models.items()))
     names = pd.concat([m.extra[["gene", "gene_name"]] for m in models.values()],
                       ignore_index=True).drop_duplicates("gene")
+    if max_genes is not None:
+        order = pd.Index(covariance.genes).get_indexer(names["gene"])
+        order = np.where(order < 0, np.iinfo(np.int64).max, order)
+        names = names.iloc[np.argsort(order, kind="stable")[:max(int(max_genes), 0)]]
     z = _zscores(spredixcan)
     z = z.loc[np.isfinite(z["zscore"].to_numpy()) & z["tissue"].isin(list(models))
               & member(z["gene"], names["gene"].to_numpy())].sort_values(["gene", "tissue"])
     w = _weights(models, gwas).merge(z[["gene", "tissue"]], on=["gene", "tissue"])
+    if snps is not None:
+        w = w.loc[member(w["snp"], pd.unique(np.asarray(list(snps), dtype=object)))]
     if not any(g in covariance for g in z["gene"].unique()):
         covariance = _per_gene_blocks(covariance, w)
     tab = snp_table(covariance)
@@ -162,7 +230,7 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
         with np.errstate(divide="ignore", invalid="ignore"):
             R = Gs / d[:, :, None] / d[:, None, :]
         zs = np.stack([zmat[genes_u[i]] for i in idx])
-        out = _solve(R, zs, condition_number)
+        out = _solve(R, zs, rule, regularization)
         for j, i in enumerate(idx):
             stats_by_gene[genes_u[i]] = {key: v[j] for key, v in out.items()}
     rows = []

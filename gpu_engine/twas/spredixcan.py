@@ -6,7 +6,10 @@ the tissue covariance with a variance. With σ_i = √Γ_ii and w the model weig
     var_g = wᵀΓw,   z_g = Σ w_i σ_i z_i / √var_g,   effect_size = Σ w_i σ_i² β_i / var_g,
     p = 2Φ(−|z_g|);
 
-var_g ≤ 0 gives NaN. A gene with no usable SNP is omitted (as the reference does). All genes
+var_g ≤ 0 gives NaN. As the reference, a gene none of whose model SNPs is in the harmonized
+finite-z GWAS is omitted; a gene with such SNPs but none of them in its covariance block (or
+no block at all) gets a row of NA statistics with ``n_snps_used`` 0 (``n_snps_in_cov`` 0
+without a block). All genes
 of a tissue are computed at once: var_g by the segmented Gram kernel, the sums by
 ``bincount``. Output columns and order are MetaXcan's, rows sorted by p-value.
 """
@@ -55,13 +58,16 @@ def empty_result() -> pd.DataFrame:
 
 
 def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.DataFrame, *,
-               harmonized: bool = False, backend: Backend | str | None = None,
+               harmonized: bool = False, additional: bool = False,
+               backend: Backend | str | None = None,
                kernel: str | None = None) -> tuple[pd.DataFrame, dict]:
     """S-PrediXcan for one tissue.
 
     ``gwas``: a parsed :class:`Gwas` (it is harmonized against the model here) or, with
     ``harmonized=True``, a frame ``snp, zscore, beta`` already aligned to the model's
-    effect alleles. Returns ``(results, report)``; ``report`` holds the harmonization counts
+    effect alleles. ``additional`` appends the reference's ``--additional_output`` columns:
+    ``best_gwas_p`` = 2Φ(−max |z|) and ``largest_weight`` = max |w| over the SNPs used.
+    Returns ``(results, report)``; ``report`` holds the harmonization counts
     plus ``genes_in_model``, ``genes_tested``, ``genes_without_snps`` and ``empty_model``.
     """
     report = {"genes_in_model": len(model.extra), "empty_model": model.empty}
@@ -100,10 +106,52 @@ def spredixcan(model: ModelDB, covariance: CovarianceBlocks, gwas: Gwas | pd.Dat
                         "effect_size": effect, "pvalue": 2.0 * special.ndtr(-np.abs(z)),
                         "var_g": var, "n_snps_used": n_used,
                         "n_snps_in_cov": covariance.n_in_cov[used_blocks]})
+    # genes with a GWAS SNP but no usable covariance entry: NA rows, as the reference writes
+    in_gwas = pd.unique(model.weights.loc[member(model.weights["snp"], h["snp"].to_numpy()),
+                                          "gene"].to_numpy(dtype=object))
+    na = in_gwas[~member(in_gwas, res["gene"].to_numpy(dtype=object))]
+    if na.size:
+        pos = np.array([covariance.index(g) if g in covariance else -1 for g in na])
+        n_cov = np.where(pos >= 0, covariance.n_in_cov[np.maximum(pos, 0)], 0)
+        res = pd.concat([res, pd.DataFrame({"gene": na, "n_snps_used": 0,
+                                            "n_snps_in_cov": n_cov})], ignore_index=True)
     res = res.merge(model.extra, on="gene", how="left")
     res = res[list(COLUMNS)].sort_values("pvalue", kind="mergesort", na_position="last")
-    report.update(genes_tested=len(res), genes_without_snps=int(len(genes) - len(res)))
+    if additional:
+        best = pd.DataFrame({"gene": covariance.genes[used_blocks],
+                             "best_gwas_p": 2.0 * special.ndtr(-_group_max(
+                                 bpos, np.abs(w["zscore"].to_numpy()), nb)),
+                             "largest_weight": _group_max(bpos, np.abs(wt), nb)})
+        res = res.merge(best, on="gene", how="left")
+    n_na = int(na.size)
+    report.update(genes_tested=len(res) - n_na, genes_without_covariance=n_na,
+                  genes_without_snps=int(len(genes) - len(res)))
     return SPrediXcanTable.from_frame(res.reset_index(drop=True), report=report), report
+
+
+def _group_max(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, group, values)
+    return out
+
+
+def calibrate_phi(res: pd.DataFrame, phi: pd.DataFrame, n: float, h2: float) -> pd.DataFrame:
+    """The reference's inflation calibration (``--gwas_N``, ``--gwas_h2``): genes with a
+    model ``phi`` (NaN dropped, as the reference's inner join does; φ < 0 taken as 0) get
+    z / √(1 + φ·N·h²) and its p; the uncalibrated values are kept in ``uncalibrated_pvalue``
+    and ``uncalibrated_zscore``, after a ``phi`` column. Row order is kept."""
+    from ..errors import InputError
+
+    if not (np.isfinite(n) and n > 0 and np.isfinite(h2) and h2 >= 0):
+        raise InputError(f"phi calibration needs N > 0 and h² ≥ 0 (--gwas_N {n:g}, --gwas_h2 "
+                         f"{h2:g})")
+    out = res.merge(phi[["gene", "phi"]].dropna(subset=["phi"]), on="gene", how="inner")
+    out["uncalibrated_pvalue"] = out["pvalue"]
+    out["uncalibrated_zscore"] = out["zscore"]
+    f = np.maximum(out["phi"].to_numpy(np.float64), 0.0)
+    out["zscore"] = out["zscore"].to_numpy() / np.sqrt(1.0 + f * n * h2)
+    out["pvalue"] = 2.0 * special.ndtr(-np.abs(out["zscore"].to_numpy()))
+    return out
 
 
 def write_spredixcan(res: pd.DataFrame, path) -> None:
@@ -112,17 +160,18 @@ def write_spredixcan(res: pd.DataFrame, path) -> None:
     SPrediXcanTable.from_frame(res).save(path)
 
 
-def _one_tissue(tissue, model, covariance, *, gwas, backend):
+def _one_tissue(tissue, model, covariance, *, gwas, backend, additional=False):
     from .covariance import read_covariance
 
     cov = covariance if isinstance(covariance, CovarianceBlocks) else \
         read_covariance(covariance, genes=model.genes)
-    res, rep = spredixcan(model, cov, gwas, backend=backend)
+    res, rep = spredixcan(model, cov, gwas, additional=additional, backend=backend)
     return res, dict(rep, tissue=tissue)
 
 
 def spredixcan_tissues(models, covariances, gwas: Gwas | pd.DataFrame, *,
                        backend: Backend | str | None = None, client=None,
+                       additional: bool = False,
                        progress: bool = False) -> tuple[dict, pd.DataFrame]:
     """S-PrediXcan for many tissues from one parsed GWAS.
 
@@ -143,7 +192,8 @@ def spredixcan_tissues(models, covariances, gwas: Gwas | pd.DataFrame, *,
 
         raise InputError(f"no covariance for tissue(s) {missing[:5]}; give one per model")
     out = map_tasks(_one_tissue, [(t, models[t], covariances[t]) for t in tissues],
-                    shared={"gwas": gwas, "backend": be.name}, client=client,
+                    shared={"gwas": gwas, "backend": be.name, "additional": additional},
+                    client=client,
                     progress=progress, description="S-PrediXcan tissues")
     return ({t: r for t, (r, _) in zip(tissues, out)},
             pd.DataFrame([rep for _, rep in out]))
