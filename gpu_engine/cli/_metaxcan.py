@@ -85,10 +85,14 @@ def apply_format_json(kw: dict, ctx: click.Context) -> None:
 
 
 def note_no_effect(kw: dict, flags: dict[str, str]) -> None:
-    """Log, as a warning on standard error, each given flag of ``flags`` (name → why it has no
-    effect here)."""
+    """Say on standard error (and in the log) each given flag of ``flags`` (name → why it has
+    no effect here)."""
+    from ._common import console
+
     for name, why in flags.items():
         v = kw.get(name)
         if v not in (None, False, (), []):
-            log.warning("--%s accepted for compatibility with MetaXcan; it has no effect here: "
-                        "%s", name, why)
+            msg = (f"--{name} accepted for compatibility with MetaXcan; it has no effect here: "
+                   f"{why}")
+            log.info(msg)
+            console(stderr=True).print(f"[yellow]warning[/yellow]: {msg}")

@@ -135,7 +135,9 @@ def _cutoff(R: np.ndarray, rule: str, v: float) -> np.ndarray:
         return np.zeros(R.shape[0])
     if rule == "trace_ratio":
         return v * np.einsum("bii->b", R)
-    lam = np.linalg.eigvalsh(R)[:, ::-1]  # descending
+    # eigh as the reference (eigvalsh can differ in the last bits, and the threshold rule's
+    # cutoff *is* an eigenvalue, compared with singular values)
+    lam = np.linalg.eigh(R)[0][:, ::-1]  # descending
     if rule == "eigen_ratio":
         return v * lam[:, 0]
     if rule == "condition_number":
