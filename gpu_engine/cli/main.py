@@ -27,6 +27,7 @@ COMMANDS = {
     "expression": "expression_commands:expression",
     "gls": "gls_commands:gls",
     "gls-null": "gls_commands:gls_null",
+    "gls-cli": "gls_cli_command:gls_cli",
     "lv": "lv_commands:lv",
     "cluster": "cluster_commands:cluster",
     "drugs": "drugs_commands:drugs",
