@@ -65,6 +65,21 @@ def test_gls_from_smultixcan_folder(world, tmp_path):
     pd.testing.assert_frame_equal(pd.DataFrame(loaded), pd.DataFrame(api), check_exact=False,
                                   rtol=1e-12)
     assert loaded.attrs["alignment"] == api.attrs["alignment"]
+    # --coefficients: the intercept's and each covariate's terms, as the API's
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet", "--traits",
+               world.path / "smultixcan", "--gene-corr", world.path / "gene_corr.parquet",
+               "--covars", "gene_size,gene_density", "--coefficients", "--out",
+               tmp_path / "coef.tsv")
+    assert res.exit_code == 0, res.output
+    coef = pd.read_csv(tmp_path / "coef.tsv", sep="\t")
+    api = associate(Z, smx.pvalue, world.gene_corr(), smx.covariates(),
+                    covars=["gene_size", "gene_density"], coefficients=True, backend="cpu")
+    for c in ("intercept_beta", "gene_size_t", "gene_density_pvalue_twosided"):
+        np.testing.assert_allclose(coef[c], api[c], rtol=1e-10)
+    res = _run("gls", "--lv-model", world.path / "truth" / "Z.parquet", "--traits",
+               world.path / "smultixcan", "--gene-corr", world.path / "gene_corr.parquet",
+               "--coefficients", "--condition-on", "overlap", "--out", tmp_path / "x.tsv")
+    assert res.exit_code == 2 and "marginal model only" in res.output
 
 
 def test_gls_from_matrix_and_bad_input(world, tmp_path):

@@ -120,6 +120,25 @@ def test_engines_agree(mode):
     np.testing.assert_allclose(sim[cols], ref[cols], rtol=1e-10)
 
 
+@pytest.mark.parametrize("mode", ["submatrix", "full"])
+def test_coefficients_kernels_agree(mode):
+    """coefficients=True: every term's statistics from the reference, CPU and CUDA
+    (simulator) kernels agree; the LV's columns are the plain run's."""
+    Z, P, R, cov = make_problem(n=90, L=3, T=2, seed=3)
+    kw = dict(mode=mode, covars=("gene_size", "gene_density"), top_fraction=0.05,
+              coefficients=True)
+    cpu = associate(Z, P, R, cov, backend="cpu", **kw)
+    ref = associate(Z, P, R, cov, ops=Ops.reference(), **kw)
+    sim = associate(Z, P, R, cov, ops=Ops.simulated(), **kw)
+    extra = [f"{t}_{s}" for t in ("intercept", "gene_density", "gene_size")
+             for s in ("beta", "beta_se", "t", "pvalue_twosided")]
+    assert list(cpu.columns[-len(extra):]) == extra
+    np.testing.assert_allclose(cpu[extra], ref[extra], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(sim[extra], ref[extra], rtol=1e-10, atol=1e-14)
+    plain = associate(Z, P, R, cov, backend="cpu", **{**kw, "coefficients": False})
+    np.testing.assert_allclose(cpu[STATS], plain[STATS], rtol=1e-12)
+
+
 def test_trait_result_independent_of_other_traits(prob):
     Z, P, R, cov = prob
     covars = ("gene_size_log",)

@@ -106,7 +106,7 @@ class _Oracle:
                 cols.append(((v - v.mean()) / v.std()).to_numpy())
         X = np.column_stack(cols)
         res = sm.GLS(yv.to_numpy(), X, sigma=self.sigma(Z, R, genes, lv, mode)).fit()
-        return {"n": len(genes), "beta": res.params[1], "beta_se": res.bse[1],
+        return {"fit": res, "n": len(genes), "beta": res.params[1], "beta_se": res.bse[1],
                 "t": res.tvalues[1], "pvalue_twosided": res.pvalues[1],
                 "pvalue_onesided": scipy.stats.t.sf(res.tvalues[1], res.df_resid),
                 "n_top": int(s.sum())}
@@ -141,6 +141,29 @@ def test_parity_with_four_covariates(fx, oracle, mode):
             ref = oracle.fit(fx["Z"], fx["R"], traits[trait], lv, mode,
                              cov=fx["cov_by_trait"][trait])
             _compare(res.loc[(lv, trait)], ref)
+
+
+@pytest.mark.parametrize("y_over", ["fitted", "trait_and_model"])
+def test_intercept_and_covariate_coefficients(fx, oracle, y_over):
+    """coefficients=True: the intercept's and each covariate's β, SE, t and p equal
+    statsmodels' params, bse, tvalues and pvalues (both standardizations of y)."""
+    traits = fx["T"][["random_phenotype0"]]
+    res = associate(fx["Z"], traits, fx["R"], fx["cov"], covars=COVARS, scale="neglog10p",
+                    backend="cpu", coefficients=True, lvs=LVS[:2],
+                    standardize_y_over=y_over).set_index(["lv", "trait"])
+    for lv in LVS[:2]:
+        fit = oracle.fit(fx["Z"], fx["R"], traits["random_phenotype0"], lv, "submatrix",
+                         cov=fx["cov_by_trait"]["random_phenotype0"], y_over=y_over)["fit"]
+        row = res.loc[(lv, "random_phenotype0")]
+        for j, term in enumerate(["intercept", None, *COVARS]):
+            if term is None:
+                continue
+            for stat, ref in (("beta", fit.params), ("beta_se", fit.bse),
+                              ("t", fit.tvalues)):
+                np.testing.assert_allclose(row[f"{term}_{stat}"], ref[j], rtol=RTOL_COEF,
+                                           atol=1e-12, err_msg=f"{term} {stat}")
+            np.testing.assert_allclose(row[f"{term}_pvalue_twosided"], fit.pvalues[j],
+                                       rtol=RTOL_P, atol=1e-15)
 
 
 def test_two_top_gene_rules(fx, oracle):

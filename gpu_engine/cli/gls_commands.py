@@ -137,6 +137,9 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 @click.option("--joint", is_flag=True,
               help="Fit the LVs of --lvs together per trait; one row per LV with its "
                    "coefficient given the others.")
+@click.option("--coefficients", is_flag=True,
+              help="Also report the intercept's and every covariate's beta, SE, t and "
+              "two-sided p (columns intercept_beta, <covariate>_beta, …); marginal model only.")
 @click.option("--name-pattern", default=None,
               help="Regex with a (?P<trait>…) group taking trait names from file names "
                    "(default strips '-gtex_v8…', '-smultixcan…' and the extension).")
@@ -151,7 +154,7 @@ def _summary(con, res, *, seconds: float, be, out: Path, n_top: int = 10) -> Non
 def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
         cohort_metadata_dir, standardize_y_over, mode, predictor,
         top_fraction, scale, lvs, condition_on, overlap_threshold, condition_predictor, joint,
-        name_pattern, scheduler, out, qq, overwrite) -> None:
+        name_pattern, coefficients, scheduler, out, qq, overwrite) -> None:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For each LV and trait: y = −log10 p (standardized) regressed on the LV's top-gene
@@ -176,6 +179,9 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
     check_output(qq, overwrite=overwrite, what="--qq")
     if joint and (condition_on or len(split_list(lvs)) < 2):
         raise click.UsageError("--joint needs --lvs with two or more LVs and no --condition-on")
+    if coefficients and (joint or condition_on):
+        raise click.UsageError("--coefficients is offered for the marginal model only (not "
+                               "with --joint or --condition-on)")
     if standardize_y_over != "fitted" and (joint or condition_on):
         raise click.UsageError("--standardize-y-over trait-and-model is offered for the "
                                "marginal model only (not with --joint or --condition-on)")
@@ -218,8 +224,10 @@ def gls(obj: Obj, lv_model, lv_l2, traits_path, gene_corr, covars, covariates,
                             progress=progress, condition_on=condition_on,
                             overlap_threshold=overlap_threshold,
                             condition_predictor=condition_predictor,
-                            standardize_y_over=standardize_y_over.replace("-", "_"), **common)
+                            standardize_y_over=standardize_y_over.replace("-", "_"),
+                            coefficients=coefficients, **common)
         params = {"condition_on": condition_on, "standardize_y_over": standardize_y_over,
+                  "coefficients": coefficients,
                   "overlap_threshold": overlap_threshold,
                   "condition_predictor": condition_predictor, "joint": joint,
                   "selection": res.attrs.get("selection"),

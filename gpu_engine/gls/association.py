@@ -37,11 +37,14 @@ class GLSResults(TableResult):
         return self[self["fdr"] < fdr].sort_values("pvalue_onesided", kind="stable")
 
 
-def _task(plan: GroupPlan, Y: np.ndarray, C, trait_names, covar_names, backend: str):
-    """One Dask/local task: the plan's LVs × a chunk of traits. Returns (5, L', T)."""
+def _task(plan: GroupPlan, Y: np.ndarray, C, trait_names, covar_names, backend: str,
+          terms=None):
+    """One Dask/local task: the plan's LVs × a chunk of traits. Returns (5, L', T) (with
+    ``terms``: (len(terms), 5, L', T))."""
     be = get_backend(backend)
     ops = _OPS.get(be.name) or _OPS.setdefault(be.name, Ops.for_backend(be))
-    return run_chunk(plan, Y, C, ops, trait_names=trait_names, covar_names=covar_names)
+    return run_chunk(plan, Y, C, ops, trait_names=trait_names, covar_names=covar_names,
+                     terms=terms)
 
 
 _OPS: dict[str, Ops] = {}
@@ -63,7 +66,7 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
               progress: bool = False, ops: Ops | None = None, condition_on=None,
               overlap_threshold: float = 0.2, fdr: float = 0.05,
               condition_predictor: str | None = None,
-              standardize_y_over: str = "fitted") -> GLSResults:
+              standardize_y_over: str = "fitted", coefficients: bool = False) -> GLSResults:
     """PhenoPLIER's GLS association of every LV with every trait.
 
     For LV ℓ and trait t, over the genes shared by the LV model, the correlation matrix and
@@ -113,6 +116,11 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         per-LV correlation folder and full S-MultiXcan files: y standardized over trait ∩ Z,
         then restricted to R's genes without re-standardizing). t and p are the same; β and
         SE scale by sd_fitted(y)/sd_trait∩Z(y).
+    coefficients : also report the other terms of each fit (the reference's
+        ``results.params``, ``bse``, ``tvalues``, ``pvalues``): columns ``intercept_beta,
+        intercept_beta_se, intercept_t, intercept_pvalue_twosided`` and the same four for each
+        covariate, ``<covariate>_beta`` …, on the standardized covariates' scale (marginal
+        model only).
 
     Returns
     -------
@@ -128,6 +136,9 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
         raise InputError(f"standardize_y_over must be 'fitted' or 'trait_and_model', not "
                          f"{standardize_y_over!r}")
     if condition_on is not None:
+        if coefficients:
+            raise InputError("coefficients=True is offered for the marginal model only, not "
+                             "with condition_on")
         if standardize_y_over != "fitted":
             raise InputError("standardize_y_over='trait_and_model' is offered for the "
                              "marginal model only, not with condition_on")
@@ -144,8 +155,20 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     problem = prepare(lv_loadings, traits, gene_corr, covariates, mode=mode,
                       predictor=predictor, top_fraction=top_fraction, covars=covars,
                       scale=scale, lvs=lvs)
-    stats, n_genes, skipped = compute(problem, be, client=client, progress=progress, ops=ops)
+    terms = list(range(2 + len(problem.covars))) if coefficients else None
+    stats, n_genes, skipped = compute(problem, be, client=client, progress=progress, ops=ops,
+                                      terms=terms)
+    every = stats if coefficients else None
+    stats = stats[1] if coefficients else stats
     table = GLSResults.from_frame(result_table(problem, stats, n_genes))
+    if every is not None:
+        ok = ~np.isnan(stats[0])
+        names = ["intercept", None, *problem.covars]
+        for j, name in enumerate(names):
+            if name is None:
+                continue
+            for k, stat in enumerate(COEFFICIENT_STATS):
+                table[f"{name}_{stat}"] = every[j, k][ok]
     if not len(table) or not np.isfinite(table["beta"].to_numpy(np.float64)).any():
         reasons = sorted({str(s.get("reason")) for s in skipped})
         raise InputError(
@@ -163,11 +186,16 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
     return table
 
 
-def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | None = None):
+COEFFICIENT_STATS = ("beta", "beta_se", "t", "pvalue_twosided")  # kernels.gls.STAT_NAMES[:4]
+
+
+def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | None = None,
+            terms=None):
     """All statistics of a prepared problem: ``(stats (5, L, T), n (T,), skipped)``; NaN
-    where a pair was not fitted (listed in ``skipped``)."""
+    where a pair was not fitted (listed in ``skipped``). ``terms`` (design columns: 0 the
+    intercept, 1 the LV, 2… the covariates): ``stats`` is (len(terms), 5, L, T)."""
     L, T = len(problem.lv_names), len(problem.trait_names)
-    stats = np.full((5, L, T), np.nan)
+    stats = np.full((5, L, T) if terms is None else (len(terms), 5, L, T), np.nan)
     n_genes = np.zeros(T, dtype=np.int64)
     skipped = list(problem.skipped)
     m = len(problem.covars) + 1
@@ -194,18 +222,20 @@ def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | Non
         refs = {p.token: client.scatter(p, broadcast=True) for p, _ in where}
         tasks = ((refs[t[0].token], *t[1:]) for t in tasks)
     if ops is not None:  # explicit kernels (tests): run here
-        results = [run_chunk(p, Y, C, ops, trait_names=nm, covar_names=cv)
+        results = [run_chunk(p, Y, C, ops, trait_names=nm, covar_names=cv, terms=terms)
                    for p, Y, C, nm, cv in tasks]
     else:
-        results = map_tasks(_task, tasks, total=len(where), shared={"backend": be.name},
+        results = map_tasks(_task, tasks, total=len(where),
+                            shared={"backend": be.name, "terms": terms},
                             client=client, progress=progress, description="GLS")
     where = [(plan.lvs, cols) for plan, cols in where]
     for (lvs, cols), res in zip(where, results):
-        stats[:, lvs[:, None], cols[None, :]] = res
+        stats[..., lvs[:, None], cols[None, :]] = res
     fitted = np.zeros((L, T), bool)
     for lvs, cols in where:
         fitted[np.ix_(lvs, cols)] = True
-    singular = fitted & np.isnan(stats[0])
+    lv_beta = stats[0] if terms is None else stats[list(terms).index(1), 0]
+    singular = fitted & np.isnan(lv_beta)
     if singular.any():
         for i, j in np.argwhere(singular)[:1000]:
             skipped.append({"lv": problem.lv_names[i], "trait": problem.trait_names[j],
@@ -244,14 +274,26 @@ def _rescale_to_trait_and_model(table, problem, lv_loadings, traits, scale) -> N
     Y.columns = Y.columns.astype(str)
     Y = Y.loc[~Y.index.duplicated()]  # the first of duplicated genes, as prepare keeps
     in_z = Y.index.isin(pd.Index(pd.DataFrame(lv_loadings).index.astype(str)))
-    factor = {}
+    factor, shift = {}, {}
     for mask, cols in problem.groups:
         for t in cols:
             name = problem.trait_names[t]
             y_all = Y[name].to_numpy(np.float64)[in_z]
             sd_model = np.nanstd(y_all, ddof=1)
-            sd_fit = np.std(problem.Y[mask, t], ddof=1)
-            factor[name] = sd_fit / sd_model
-    f = table["trait"].astype(str).map(factor).to_numpy(np.float64)
-    table["beta"] = table["beta"].to_numpy() * f
-    table["beta_se"] = table["beta_se"].to_numpy() * f
+            y_fit = problem.Y[mask, t]
+            factor[name] = np.std(y_fit, ddof=1) / sd_model
+            shift[name] = (np.mean(y_fit) - np.nanmean(y_all)) / sd_model
+    trait = table["trait"].astype(str)
+    f = trait.map(factor).to_numpy(np.float64)
+    for c in table.columns:  # every term's β and SE scale with y (the LV's and the others')
+        if c in ("beta", "beta_se") or c.endswith(("_beta", "_beta_se")):
+            table[c] = table[c].to_numpy() * f
+    if "intercept_beta" in table:  # y' = f·y + shift: the intercept moves by the shift
+        from scipy.special import stdtr
+
+        b = table["intercept_beta"].to_numpy() + trait.map(shift).to_numpy(np.float64)
+        t = b / table["intercept_beta_se"].to_numpy()
+        df = table["n"].to_numpy(np.float64) - 2 - len(problem.covars)
+        table["intercept_beta"] = b
+        table["intercept_t"] = t
+        table["intercept_pvalue_twosided"] = 2 * stdtr(df, -np.abs(t))

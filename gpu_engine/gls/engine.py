@@ -81,11 +81,13 @@ def _standardize(ops: Ops, A, labels, what):
 
 
 def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
-              trait_names, covar_names=()) -> np.ndarray:
+              trait_names, covar_names=(), terms=None) -> np.ndarray:
     """Statistics (5, L', T) for the plan's LVs × these traits (order of
     :data:`gpu_engine.kernels.gls.STAT_NAMES`).
 
     ``Y`` (n_g, T) raw responses and ``C`` (n_g, T, k) raw covariates over the group's genes.
+    ``terms``: design columns (0 the intercept, 1 the LV, 2… the covariates) whose statistics
+    to return, as (len(terms), 5, L', T); None: the LV's only.
     """
     xp = ops.xp
     n, T = Y.shape
@@ -101,9 +103,19 @@ def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
     m = M.shape[2]
     M2 = xp.ascontiguousarray(M.reshape(n, T * m))
     L = plan.lvs.size
-    out = xp.full((5, L, T), xp.nan)
+    cols = (1,) if terms is None else tuple(terms)
+    out = xp.full((len(cols), 5, L, T), xp.nan)
+
+    def stats(G, Lc):
+        G = G.reshape(Lc * T, m + 2, m + 2)
+        return xp.stack([xp.asarray(ops.stats(G, float(n), c)).reshape(5, Lc, T)
+                         for c in cols])
+
+    def done():
+        return ops.to_host(out[0] if terms is None else out)
+
     if L == 0:
-        return ops.to_host(out)
+        return done()
     S = ops.device(plan, "S", plan.S)
 
     if plan.mode == "full":
@@ -125,10 +137,8 @@ def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
             G = ops.gram(xp.ascontiguousarray(lv_gram[sl]), trait_gram,
                          xp.ascontiguousarray(cross[sl]), zero_u[sl], zero_u[sl], zero_y[sl],
                          zero_y[sl])
-            Lc = sl.stop - sl.start
-            out[:, sl, :] = xp.asarray(ops.stats(G.reshape(Lc * T, m + 2, m + 2), float(n))
-                                       ).reshape(5, Lc, T)
-        return ops.to_host(out)
+            out[:, :, sl, :] = stats(G, sl.stop - sl.start)
+        return done()
 
     ones = xp.ones(n)
     trait_gram = _trait_gram(xp, ones, M)
@@ -146,10 +156,8 @@ def run_chunk(plan: GroupPlan, Y: np.ndarray, C: np.ndarray | None, ops: Ops, *,
         G = ops.gram(xp.ascontiguousarray(lv_gram[lvs]), trait_gram,
                      xp.ascontiguousarray(cross[lvs]), ops.device(plan, f"ub{ci}", ch.ub),
                      ops.device(plan, f"wub{ci}", ch.wub), yb, wyb)
-        Lc = ch.lvs.size
-        out[:, lvs, :] = xp.asarray(ops.stats(G.reshape(Lc * T, m + 2, m + 2), float(n))
-                                    ).reshape(5, Lc, T)
-    return ops.to_host(out)
+        out[:, :, lvs, :] = stats(G, ch.lvs.size)
+    return done()
 
 
 def _trait_gram(xp, u, M3):
