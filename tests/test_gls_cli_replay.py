@@ -122,3 +122,61 @@ def test_reference_errors(d, tmp_path, extra, status, message):
     assert res.exit_code == status, res.output
     assert message in " ".join(res.output.split())
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_per_lv_correlation_folder(d, tmp_path):
+    """-g the reference's per-LV folder (inverse Cholesky factors of R_ℓ, the production
+    input): equal to statsmodels GLS with sigma = (L⁻¹)⁻¹(L⁻¹)⁻ᵀ from the files and y
+    standardized over trait ∩ Z. The real LV45/LV455 loadings are not shipped, so the LV
+    model is built with the folder's blocks inside each LV's top 1 %."""
+    import scipy.sparse
+    import scipy.stats
+
+    sm = pytest.importorskip("statsmodels.api")
+    folder = d / "gls" / "corr_mat_folder"
+    order = pd.read_parquet(folder / "gene_names.parquet").sort_values("position")["gene"]
+    zgenes = pd.read_parquet(d / "gls" / "sample-lv-model.parquet")["gene"]
+    rng = np.random.default_rng(0)
+    Z = pd.DataFrame(index=pd.Index(zgenes, name="gene"))
+    Linv = {}
+    for lv in ("LV45", "LV455"):
+        L = scipy.sparse.load_npz(folder / f"{lv}.npz").toarray()
+        Linv[lv] = L
+        off = np.tril(L, -1) != 0
+        blk = set(order.to_numpy()[np.flatnonzero(off.any(0) | off.any(1))])
+        z = rng.uniform(0, 0.5, len(Z))
+        z[Z.index.isin(blk)] = rng.uniform(2, 3, int(Z.index.isin(blk).sum()))
+        extra = rng.choice(np.flatnonzero(~Z.index.isin(blk)), 4, replace=False)
+        z[extra] = rng.uniform(2, 3, extra.size)  # other top genes without correlations
+        Z[lv] = z
+    zfile = tmp_path / "Z.parquet"
+    Z.reset_index().to_parquet(zfile)
+    out = tmp_path / "folder.tsv"
+    smx = d / "gls" / "random.pheno0-gtex_v8-mashr-smultixcan.txt.gz"
+    res = _run(["gls-cli", "-i", smx, "-o", out, "-p", zfile, "-g", folder,
+                "--duplicated-genes-action", "keep-first", "-l", "LV45", "LV455"])
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(out, sep="\t").set_index("lv")
+    data = pd.read_csv(smx, sep="\t")
+    data = data.loc[~data["gene_name"].duplicated()].set_index("gene_name")["pvalue"].dropna()
+    y_all = -np.log10(data.loc[data.index.isin(Z.index)])
+    for lv in ("LV45", "LV455"):
+        fit = [i for i, g in enumerate(order) if g in y_all.index]
+        genes = order.to_numpy()[fit]
+        y = ((y_all.loc[genes] - y_all.mean()) / y_all.std()).to_numpy()
+        x = Z.loc[genes, lv]
+        s = ((x > 0) & (x >= x.quantile(0.99))).astype(float).to_numpy()
+        Lfull = np.linalg.inv(Linv[lv])
+        sigma = (Lfull @ Lfull.T)[np.ix_(fit, fit)]
+        r = sm.GLS(y, np.column_stack([np.ones(len(y)), s]), sigma=sigma).fit()
+        np.testing.assert_allclose(got.loc[lv, "beta"], r.params[1], rtol=1e-8)
+        np.testing.assert_allclose(got.loc[lv, "beta_se"], r.bse[1], rtol=1e-8)
+        np.testing.assert_allclose(got.loc[lv, "pvalue_onesided"],
+                                   scipy.stats.t.sf(r.tvalues[1], r.df_resid), rtol=1e-7)
+    # a folder built for another LV model is refused, not silently used
+    bad = Z.copy()
+    bad["LV45"] = rng.uniform(0, 1, len(bad))
+    bad.reset_index().to_parquet(tmp_path / "bad.parquet")
+    res = _run(["gls-cli", "-i", smx, "-o", tmp_path / "bad.tsv", "-p", tmp_path / "bad.parquet",
+                "-g", folder, "--duplicated-genes-action", "keep-first", "-l", "LV45"])
+    assert res.exit_code == 1 and "another LV model" in " ".join(res.output.split())

@@ -76,7 +76,9 @@ def _read_frame(path: Path, what: str):
               "Parquet/TSV. Required here (the reference has a built-in default).")
 @click.option("-g", "--gene-corr-file", type=Path, default=None,
               help="Gene correlation matrix, genes × genes (pickle, Parquet, TSV, or a "
-              "`twas gene-corr` folder). Required unless --debug-use-ols.")
+              "`twas gene-corr` folder), or the reference's per-LV folder (gene_names.parquet "
+              "and <LV>.npz inverse Cholesky factors; y is then standardized over trait ∩ Z, "
+              "as the reference's production runs). Required unless --debug-use-ols.")
 @click.option("--debug-use-ols", is_flag=True, help="Ordinary least squares (R = I).")
 @click.option("--debug-use-sub-gene-corr", is_flag=True,
               help="Accepted, no effect: the fit always uses the per-LV sub-matrix of R (the "
@@ -111,6 +113,7 @@ def gls_cli(obj: Obj, input_file, output_file, lv_model_file, gene_corr_file, de
     import pandas as pd
 
     from ..gls import SNP_COVARIATES, associate
+    from ..gls.corr_folder import check_blocks, is_lv_corr_folder, read_lv_corr_folder
 
     con = _console(stderr=True)
     lv_list = list(lv_list)
@@ -203,16 +206,22 @@ def gls_cli(obj: Obj, input_file, output_file, lv_model_file, gene_corr_file, de
         selected = [a.tolist() for a in np.array_split(selected, batch_n_splits)][batch_id - 1]
     if not selected:
         _fail("No LVs were selected", 1)
+    y_over = "fitted"
     if debug_use_ols:
         genes = Z.index.intersection(traits.index)
         R = pd.DataFrame(np.eye(len(genes)), index=genes, columns=genes)
+    elif gene_corr_file.is_dir() and is_lv_corr_folder(gene_corr_file):
+        # the production input: y standardized over trait ∩ Z, as the reference does there
+        R, blocks = read_lv_corr_folder(gene_corr_file, selected)
+        check_blocks(blocks, Z)
+        y_over = "trait_and_model"
     else:
         from ..twas import read_gene_corr
 
         R = _read_frame(gene_corr_file, "gene correlation matrix") \
             if not gene_corr_file.is_dir() else read_gene_corr(gene_corr_file)
     res = associate(Z, traits, R, cov, lvs=selected, covars=covars_selected,
-                    scale="pvalue", backend=_backend(obj))
+                    scale="pvalue", standardize_y_over=y_over, backend=_backend(obj))
     out = res.set_index("lv").loc[selected, ["beta", "beta_se", "t", "pvalue_twosided",
                                              "pvalue_onesided"]]
     from ..io import atomic_path
