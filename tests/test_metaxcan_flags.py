@@ -450,3 +450,17 @@ def test_smultixcan_snp_set_and_model_flags(mx, tmp_path, golden_sm):
     for flags in (["--model_product", cleared], ["--permissive_model_product"]):
         res = _run(_sm_args(mx, tmp_path / "c.txt", "--cutoff_condition_number", "30", *flags))
         assert res.exit_code == 2 and "--model_product is not supported" in res.output
+
+
+def test_smultixcan_lists_the_reference_genes(mx, tmp_path, golden_sm):
+    """A gene whose block is missing from the global covariance is omitted, as the reference
+    (its streamed covariance yields only the genes it holds); the others are unchanged."""
+    cov = pd.read_csv(mx / "meta_covariance" / "snps_covariance.txt.gz", sep=r"\s+")
+    path = tmp_path / "cov.txt.gz"
+    with gzip.open(path, "wt") as fh:
+        cov.loc[cov["GENE"] != PITRM1].to_csv(fh, sep="\t", index=False)
+    args = _sm_args(mx, tmp_path / "o.txt", "--cutoff_condition_number", "30")
+    args[args.index("--snp_covariance") + 1] = path
+    got, _ = _sm(args, tmp_path / "o.txt")
+    assert set(got.index) == set(golden_sm.index) - {PITRM1}
+    np.testing.assert_allclose(got["pvalue"], golden_sm.loc[got.index, "pvalue"], rtol=1e-6)

@@ -18,7 +18,8 @@ Per gene (the reference semantics, MetaXcan 0.7.5):
   ``z_sd`` uses ddof = 1; ``p_i_best/worst`` = 2Φ(−max/min |z|) with their tissues.
 
 ``status``: 0 OK; −2 no finite S-PrediXcan z; −3 no tissue with a usable model SNP;
-−4 the χ² tail underflowed to 0. All genes' WᵀΓW come from one segmented-Gram kernel call;
+−4 the χ² tail underflowed to 0. As the reference, the genes listed are the model genes whose
+block of the (per-gene) covariance holds a SNP of the SNP set; others are omitted. All genes' WᵀΓW come from one segmented-Gram kernel call;
 the small eigen- and singular-value decompositions are batched by tissue count.
 """
 
@@ -202,12 +203,19 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
     z = _zscores(spredixcan)
     z = z.loc[np.isfinite(z["zscore"].to_numpy()) & z["tissue"].isin(list(models))
               & member(z["gene"], names["gene"].to_numpy())].sort_values(["gene", "tissue"])
-    w = _weights(models, gwas).merge(z[["gene", "tissue"]], on=["gene", "tissue"])
+    w = _weights(models, gwas)
+    snp_set = pd.unique(np.asarray(list(snps), dtype=object)) if snps is not None \
+        else pd.unique(w["snp"].to_numpy(dtype=object))
+    w = w.merge(z[["gene", "tissue"]], on=["gene", "tissue"])
     if snps is not None:
-        w = w.loc[member(w["snp"], pd.unique(np.asarray(list(snps), dtype=object)))]
-    if not any(g in covariance for g in z["gene"].unique()):
+        w = w.loc[member(w["snp"], snp_set)]
+    per_gene = any(g in covariance for g in z["gene"].unique())
+    if not per_gene:
         covariance = _per_gene_blocks(covariance, w)
     tab = snp_table(covariance)
+    # the reference lists the genes whose covariance block holds a SNP of the set
+    listed = pd.unique(tab.loc[member(tab["snp"], snp_set), "gene"].to_numpy(dtype=object)) \
+        if per_gene else None
     w = w.merge(tab.loc[np.isfinite(tab["var"].to_numpy()), ["gene", "snp", "row", "block"]],
                 on=["gene", "snp"])
     # tissues with at least one usable SNP, per gene, in name order
@@ -262,6 +270,8 @@ def smultixcan(models: Mapping[str, ModelDB], covariance: CovarianceBlocks,
                    tmi=st["tmi"], status=-4 if p == 0.0 else 0)
         rows.append(row)
     res = pd.DataFrame(rows, columns=list(COLUMNS))
+    if listed is not None:
+        res = res.loc[member(res["gene"], listed)]
     for c in ("n", "n_indep", "status"):
         res[c] = res[c].astype("Int64")
     return SMultiXcanTable.from_frame(res.sort_values(["pvalue", "status"], kind="mergesort",
