@@ -19,8 +19,10 @@ Per gene (the reference semantics, MetaXcan 0.7.5):
 
 ``status``: 0 OK; −2 no finite S-PrediXcan z; −3 no tissue with a usable model SNP;
 −4 the χ² tail underflowed to 0. As the reference, the genes listed are the model genes whose
-block of the (per-gene) covariance holds a SNP of the SNP set; others are omitted. All genes' WᵀΓW come from one segmented-Gram kernel call;
-the small eigen- and singular-value decompositions are batched by tissue count.
+block of the (per-gene) covariance holds a SNP of the SNP set; others are omitted.
+
+All genes' WᵀΓW come from one segmented-Gram kernel call; the small eigen- and
+singular-value decompositions are batched by tissue count.
 """
 
 from __future__ import annotations
