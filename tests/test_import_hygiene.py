@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-# torch too: the CNN expression model imports it inside its functions only (the [dl] extra)
-FORBIDDEN = ("cupy", "cupyx", "cudf", "cuml", "dask_cuda", "numba.cuda", "pynvml", "torch")
+# torch and captum too: the CNN expression model and DEcode import them inside their
+# functions only (the [dl] extra)
+FORBIDDEN = ("cupy", "cupyx", "cudf", "cuml", "dask_cuda", "numba.cuda", "pynvml", "torch",
+             "captum")
 
 
 def _modules_after(code: str) -> set[str]:
@@ -30,6 +32,8 @@ def _modules_after(code: str) -> set[str]:
     "import gpu_engine.expression, gpu_engine.expression.cnn, gpu_engine.cli.expression_commands",
     "import gpu_engine.expression.cnn_predictor, gpu_engine.expression.fa, "
     "gpu_engine.expression.export, gpu_engine.expression.compare",
+    "import gpu_engine.decode, gpu_engine.decode.network, gpu_engine.decode.deeplift, "
+    "gpu_engine.decode.training, gpu_engine.dl",
 ])
 def test_no_gpu_library_imported(code):
     loaded = _modules_after(code)

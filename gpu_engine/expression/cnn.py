@@ -47,15 +47,9 @@ def n_parameters(p: int) -> int:
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - the message is the point
-        from ..errors import GpuEngineError
+    from ..dl import require_torch
 
-        raise GpuEngineError("the CNN expression model needs PyTorch: pip install "
-                             "'gpu-engine[dl]' (CPU machines: pip install torch==2.13.0 "
-                             "first)") from None
-    return torch
+    return require_torch("the CNN expression model")
 
 
 def build_network(p: int, *, seed: int | None = None, dtype=None, device=None):
