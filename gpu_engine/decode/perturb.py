@@ -1,0 +1,93 @@
+"""In-silico perturbations of a gene pair (spec ``decode.md`` §7), batched.
+
+- :func:`knockout_draws` / :func:`site_removal_draws`: the random KO sets (each candidate
+  regulator in or out with probability ½) and bin masks (each RNA and promoter bin removed
+  with probability ½); row 0 is the unperturbed input.
+- :func:`perturbed_summaries`: the fast exact mode's per-gene summaries (S, x₀, x₁, the two
+  last positions, S_prom) of every perturbation of one gene at once — zeroing channels or
+  bins is linear in the input, so each summary is the gene's padded input times the keep
+  mask; channel 0 is never perturbed.
+- :func:`profile_spearman`: Spearman ρ between the rows of two profile matrices.
+- :func:`ols`: ρ ~ 1 + indicators (β, SE, t, two-sided p), the reference's regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def knockout_draws(n_candidates: int, n: int, seed: int) -> np.ndarray:
+    """``(n + 1, C)`` 0/1 KO indicators; row 0 knocks out nothing."""
+    rng = np.random.default_rng(seed)
+    draws = (rng.random((n, n_candidates)) < 0.5).astype(np.int8)
+    return np.vstack([np.zeros((1, n_candidates), np.int8), draws])
+
+
+def site_removal_draws(n_bins: int, n: int, seed: int) -> np.ndarray:
+    """``(n + 1, n_bins)`` 0/1 removal indicators (RNA bins then the 30 promoter bins)."""
+    return knockout_draws(n_bins, n, seed)
+
+
+def perturbed_summaries(rna, prom, *, channel_keep_rna=None, channel_keep_prom=None,
+                        bin_keep_rna=None, bin_keep_prom=None):
+    """Summaries for every perturbation of one gene.
+
+    ``rna`` (F, P) and ``prom`` (F', 30): the gene's padded, scaled input (torch, one gene).
+    ``channel_keep_*``: (N, F) 0/1 masks over channels; ``bin_keep_*``: (N, P) / (N, 30)
+    masks over positions (channel 0 kept whole). Returns the dict
+    :meth:`~gpu_engine.decode.network.DEcodeNet.forward_summary` takes, with N rows.
+    """
+
+    F, P = rna.shape
+    if bin_keep_rna is not None:
+        k = bin_keep_rna.to(rna.dtype)                              # (N, P)
+        S = k @ rna.T                                               # (N, F)
+        pos = {"x0": 0, "x1": 1, "xm2": P - 2, "xm1": P - 1}
+        out = {name: k[:, i:i + 1] * rna[:, i][None, :] for name, i in pos.items()}
+        kp = bin_keep_prom.to(prom.dtype)
+        Sp = kp @ prom.T
+        out["S"], out["S_prom"] = S, Sp
+        # channel 0 is structural: never removed
+        full = {"S": rna.sum(-1), "x0": rna[:, 0], "x1": rna[:, 1], "xm2": rna[:, P - 2],
+                "xm1": rna[:, P - 1]}
+        for name, v in full.items():
+            out[name][:, 0] = v[0]
+        out["S_prom"][:, 0] = prom[0].sum()
+        return out
+    base = {"S": rna.sum(-1), "x0": rna[:, 0], "x1": rna[:, 1], "xm2": rna[:, P - 2],
+            "xm1": rna[:, P - 1]}
+    kr = channel_keep_rna.to(rna.dtype)
+    out = {name: kr * v[None, :] for name, v in base.items()}
+    out["S_prom"] = channel_keep_prom.to(prom.dtype) * prom.sum(-1)[None, :]
+    return out
+
+
+def profile_spearman(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Row-wise Spearman ρ between ``A`` (N, T) and ``B`` (N, T) or (T,)."""
+    B = np.broadcast_to(B, A.shape)
+    ra = stats.rankdata(A, axis=1)
+    rb = stats.rankdata(B, axis=1)
+    ra = ra - ra.mean(1, keepdims=True)
+    rb = rb - rb.mean(1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ra * rb).sum(1) / den
+
+
+def ols(y: np.ndarray, X: np.ndarray, names) -> pd.DataFrame:
+    """OLS of ``y`` on an intercept and the columns of ``X``: per column ``coef, se, t,
+    p`` (two-sided, n − k − 1 degrees of freedom); the intercept is the first row."""
+    n = len(y)
+    D = np.column_stack([np.ones(n), np.asarray(X, float)])
+    beta, *_ = np.linalg.lstsq(D, y, rcond=None)
+    resid = y - D @ beta
+    df = n - D.shape[1]
+    s2 = float(resid @ resid) / df
+    cov = s2 * np.linalg.pinv(D.T @ D)
+    se = np.sqrt(np.diag(cov))
+    t = beta / se
+    p = 2 * stats.t.sf(np.abs(t), df)
+    return pd.DataFrame({"term": ["intercept", *names], "coef": beta, "se": se, "t": t,
+                         "p": p})
