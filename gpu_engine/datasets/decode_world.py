@@ -21,7 +21,7 @@ regulators' own expression across tissues is s_r·a_r[t] + N(0, 0.3²) for drive
 (so activity alone cannot tell them apart) and N(0, 1) for the others. The co-expression pair
 (A, B) — two chromosome-1 genes bound heavily by r1 (TF) and r3 (the second RBP driver), by
 no other driver. Modules: LV k has two module regulators (one TF, one RBP, none planted
-above) and loadings Z[g, k] = max(0, φ(B[g, m1]) + φ(B[g, m2]) − 0.4 + N(0, 0.15²)).
+above, π ~ U(0.15, 0.3)) and loadings Z[g, k] = max(0, φ(B[g, m1]) + φ(B[g, m2]) − 0.4 + N(0, 0.15²)).
 
 Written: ``binding/`` (:class:`~gpu_engine.decode.features.BindingMaps`),
 ``expression.parquet`` (gene + one log2 column per tissue), ``splits.parquet`` (gene, set),
@@ -99,6 +99,7 @@ def generate_decode_world(out, *, n_genes: int = 3000, n_tissues: int = 24, grou
     r1, r2, r3 = perm_tf[0], perm_rbp[0], perm_rbp[1]
 
     pi = rng.uniform(0.05, 0.3, size=R)
+    pi[module_regs.ravel()] = rng.uniform(0.15, 0.3, size=module_regs.size)  # learnable modules
     bound = rng.random((R, G)) < pi[:, None]
     for s, d in zip(shadows, shadow_of):  # copy the driver's binding for about half the genes
         copy = rng.random(G) < 0.5
