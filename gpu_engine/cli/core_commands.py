@@ -155,7 +155,8 @@ def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
     gls (module–trait association: power, false discoveries, null type-I error), cluster
     (consensus vs planted trait clusters, driving LVs), drugs (gene- and module-based AUC /
     AP on the gold standard), ccc (co-expression of same-module genes, parity with
-    ccc-coef).
+    ccc-coef), expression (elastic net and CNN → S-PrediXcan), decode (planted regulators
+    found by DeepLIFT and knock-outs, modules explained by their regulators; needs torch).
 
     
     Example:

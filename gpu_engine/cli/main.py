@@ -32,6 +32,7 @@ COMMANDS = {
     "cluster": "cluster_commands:cluster",
     "drugs": "drugs_commands:drugs",
     "ccc": "ccc_commands:ccc_cmd",
+    "decode": "decode_commands:decode",
 }
 
 

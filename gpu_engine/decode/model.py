@@ -461,8 +461,8 @@ class Attribution(FolderResult):
 
     @classmethod
     def from_means(cls, mean, mean_abs, regs, fc_outputs, *, n_genes):
-        coll = mean.loc[fc_outputs].abs().mean(0)
-        mag = mean_abs.loc[fc_outputs].mean(0)
+        coll = mean.loc[fc_outputs].abs().mean(axis=0)
+        mag = mean_abs.loc[fc_outputs].mean(axis=0)
         imp = pd.DataFrame({"regulator": mean.columns, "region": regs["region"].to_numpy(),
                             "collective": coll.to_numpy(), "mean_abs_gene": mag.to_numpy()})
         imp = imp.sort_values("collective", ascending=False, kind="stable")
@@ -487,7 +487,10 @@ class Attribution(FolderResult):
         regs = [r for r in self.mean_scores.columns if r in regulator_expression.index]
         rows = []
         for r in regs:
-            res = spearmanr(self.mean_scores.loc[outs, r], regulator_expression.loc[r, outs])
+            a, b = self.mean_scores.loc[outs, r], regulator_expression.loc[r, outs]
+            if a.nunique() < 2 or b.nunique() < 2:  # undefined (e.g. never bound in the genes)
+                continue
+            res = spearmanr(a, b)
             rows.append((r, float(res.statistic), float(res.pvalue)))
         t = pd.DataFrame(rows, columns=["regulator", "rho", "p"]).dropna()
         t["fdr"] = fdr_bh(t["p"].to_numpy())

@@ -87,8 +87,35 @@ def plot_knockout(result, path, *, top: int = 25) -> Path:
     ax.invert_yaxis()
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlabel("effect on the pair's profile Spearman ρ (OLS coefficient ± 1.96 SE)")
-    ax.set_title(f"{result.mode} perturbation of {result.pair[0]} vs {result.pair[1]} "
-                 f"(ρ = {result.base_rho:.2f} unperturbed)", fontsize=9)
+    what = {"first": f"knock-outs in {result.pair[0]} only",
+            "both": "knock-outs in both genes",
+            "sites": f"binding sites of {result.pair[0]} removed"}.get(result.mode, result.mode)
+    ax.set_title(f"{result.pair[0]} vs {result.pair[1]}: {what} (ρ = {result.base_rho:.2f} "
+                 "unperturbed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training(history: pd.DataFrame, best_run: int, path) -> Path:
+    """Training and validation loss per epoch for every restart; the kept restart bold."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for k, h in history.groupby("restart"):
+        kept = int(k) == int(best_run)
+        ax.plot(h["epoch"] + 1, h["val_loss"], color="tab:red" if kept else "0.7",
+                lw=1.6 if kept else 0.8, label="validation (kept restart)" if kept else None)
+        if kept:
+            ax.plot(h["epoch"] + 1, h["loss"], color="tab:blue", lw=1.2,
+                    label="training (kept restart)")
+            best = h.loc[h["val_loss"].idxmin()]
+            ax.axvline(best["epoch"] + 1, color="tab:red", ls=":", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mean squared error, scaled targets)")
+    ax.set_title(f"{history['restart'].nunique()} restarts; grey: validation loss of the "
+                 "others", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
