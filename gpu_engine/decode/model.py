@@ -26,7 +26,7 @@ from . import data as D
 from .features import MASKS, BindingMaps
 from .network import PADDINGS, build_network, pad_batch
 from .perturb import knockout_draws, ols, perturbed_summaries, profile_spearman, site_removal_draws
-from .training import train_once
+from .training import BatchPredictor, mean_loss, train_once
 
 SHUFFLES = ("none", "all", "promoter", "rna")
 
@@ -47,7 +47,9 @@ class DEcode(SavedEstimator, BaseEstimator):
     ``epochs`` (100), ``patience`` (10), ``restarts`` (10), ``batch_size`` (128), ``lr``
     (1e-3), ``shuffle`` (none | all | promoter | rna: the feature-randomisation control),
     ``head_init`` ("fresh" | "tissue", for transfer), ``random_state`` (0), ``dtype``,
-    ``device`` (None: CUDA when available), ``progress``.
+    ``device`` (None: CUDA when available), ``mode`` ("auto": "fast" — training through the
+    trunk's exact summary form, see :mod:`.training` — with ``padding="fixed"``, "explicit"
+    convolutions with ``"keras"``), ``progress``.
 
     After :meth:`fit`: ``outputs_``, ``maxima_`` (region, feature, max), ``divisors_``
     (output, divisor, ddof), ``split_`` (gene, set), ``runs_`` (restart, seed, best_epoch,
@@ -66,7 +68,7 @@ class DEcode(SavedEstimator, BaseEstimator):
                  restarts: int = 10, batch_size: int = 128, lr: float = 1e-3,
                  shuffle: str = "none", head_init: str = "fresh", random_state: int = 0,
                  dtype: str = "float32", device: str | None = None,
-                 progress: bool | str = False):
+                 mode: str = "auto", progress: bool | str = False):
         self.target = target
         self.min_genes = min_genes
         self.filter_on = filter_on
@@ -81,6 +83,7 @@ class DEcode(SavedEstimator, BaseEstimator):
         self.random_state = random_state
         self.dtype = dtype
         self.device = device
+        self.mode = mode
         self.progress = progress
 
     # ----------------------------------------------------------------------------- fit
@@ -93,6 +96,8 @@ class DEcode(SavedEstimator, BaseEstimator):
             raise InputError(f"target must be 'tissue' or 'columns', not {self.target!r}")
         if self.head_init not in ("fresh", "tissue"):
             raise InputError(f"head_init must be 'fresh' or 'tissue', not {self.head_init!r}")
+        if self.mode not in ("auto", "fast", "explicit"):
+            raise InputError(f"mode must be 'auto', 'fast' or 'explicit', not {self.mode!r}")
         if self.restarts < 1 or self.epochs < 1:
             raise InputError("restarts and epochs must be ≥ 1")
 
@@ -137,6 +142,9 @@ class DEcode(SavedEstimator, BaseEstimator):
                     for i, j in zip(idx, perm):
                         prom[i] = prep.prom[j]
         dev, dt = _device(self.device), self._torch_dtype()
+        mode = self.mode if self.mode != "auto" else \
+            ("fast" if self.padding == "fixed" else "explicit")
+        batches = BatchPredictor(rna, prom, padding=self.padding, mode=mode, dtype=dt, device=dev)
         runs, history, best, best_net = [], [], None, None
         for k in track(range(self.restarts), "DEcode restarts", total=self.restarts,
                        enabled=self.progress):
@@ -155,11 +163,8 @@ class DEcode(SavedEstimator, BaseEstimator):
             net, run = train_once(rna, prom, Y, train, val, seed=seed, epochs=self.epochs,
                                   patience=self.patience, batch_size=self.batch_size,
                                   padding=self.padding, lr=self.lr, dtype=dt, device=dev,
-                                  net=init, trainable=trainable)
-            from .training import _loss
-
-            test_loss = _loss(net, rna, prom, Y, test, batch_size=self.batch_size,
-                              padding=self.padding)
+                                  net=init, trainable=trainable, batches=batches)
+            test_loss = mean_loss(net, batches, Y, test, batch_size=self.batch_size)
             runs.append({"restart": k, "seed": seed, "best_epoch": run.best_epoch,
                          "best_val_loss": run.best_val_loss, "test_loss": test_loss,
                          "epochs": len(run.history)})
@@ -181,7 +186,7 @@ class DEcode(SavedEstimator, BaseEstimator):
         self.l_rna_ = int(np.median(lengths))
         self.report_ = prep.report | {"n_parameters": int(sum(p.numel() for p in
                                                               best_net.parameters())),
-                                      "shuffle": self.shuffle,
+                                      "shuffle": self.shuffle, "mode": mode,
                                       "transfer": transfer_from is not None}
         scale = div["divisor"].to_numpy()[None, :]  # evaluated in the targets' units
         self.evaluation_ = _spearman_table(Y[test] * scale,

@@ -224,3 +224,23 @@ def summarize(rna, prom) -> dict:
     ``xm2``, ``xm1`` (zero under ``padding="fixed"``), and the promoter sum ``S_prom``."""
     return {"S": rna.sum(-1), "x0": rna[:, :, 0], "x1": rna[:, :, 1], "xm2": rna[:, :, -2],
             "xm1": rna[:, :, -1], "S_prom": prom.sum(-1)}
+
+
+def gene_summaries(rna: list, prom: list, *, dtype=None, device=None) -> dict:
+    """:func:`summarize` for unpadded per-gene arrays under ``padding="fixed"`` (the two
+    last padded positions are zero): ``S``, ``x0``, ``x1`` (zero for a one-bin gene),
+    ``S_prom`` stacked over genes, ``xm2 = xm1 = 0``. Computed once, these make every
+    forward and backward pass independent of the genes' lengths (the fast training mode)."""
+    torch = require_torch("DEcode")
+    F = rna[0].shape[0]
+    S = np.stack([a.sum(1) for a in rna])
+    x0 = np.stack([a[:, 0] for a in rna])
+    x1 = np.stack([a[:, 1] if a.shape[1] > 1 else np.zeros(F) for a in rna])
+    sp = np.stack([np.asarray(p, np.float64).sum(1) for p in prom])
+    dt = dtype or torch.float32
+
+    def t(x):
+        return torch.as_tensor(x, dtype=dt, device=device)
+
+    zero = t(np.zeros_like(S))
+    return {"S": t(S), "x0": t(x0), "x1": t(x1), "xm2": zero, "xm1": zero, "S_prom": t(sp)}

@@ -3,6 +3,12 @@ batch and the outputs, mini-batches of 128 genes reshuffled every epoch, up to 1
 early stopping on the validation loss with patience 10 (Keras semantics: stop after 10
 epochs without a new minimum, min_delta 0) keeping the best epoch's weights, and 10 restarts
 of which the lowest best validation loss wins.
+
+``mode="fast"`` trains through the summary form of the linear trunk
+(:meth:`~.network.DEcodeNet.forward_summary` on :func:`~.network.gene_summaries`, computed
+once): the same function and gradients as the explicit convolutions under
+``padding="fixed"``, at a cost independent of the genes' lengths. ``mode="explicit"`` runs
+the convolutions (needed for ``padding="keras"``, whose padding depends on the batch).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..dl import require_torch
-from .network import build_network, pad_batch
+from .network import build_network, gene_summaries, pad_batch
 
 
 @dataclass
@@ -58,24 +64,52 @@ def _batches(n: int, size: int, rng: np.random.Generator | None):
     return [order[s:s + size] for s in range(0, n, size)]
 
 
-def _loss(net, rna, prom, Y, idx, *, batch_size, padding, rng=None, train=False, opt=None):
+class BatchPredictor:
+    """Predictions for a batch of gene indices, explicit (padded convolutions) or fast (the
+    precomputed summaries)."""
+
+    def __init__(self, rna, prom, *, padding: str, mode: str, dtype, device):
+        from ..errors import InputError
+
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "fast" and padding != "fixed":
+            raise InputError('the fast mode needs padding="fixed"; use mode="explicit" for '
+                             'padding="keras"')
+        self.rna, self.prom, self.padding, self.mode = rna, prom, padding, mode
+        self.dtype, self.device = dtype, device
+        self.summaries = (gene_summaries(rna, prom, dtype=dtype, device=device)
+                          if mode == "fast" else None)
+
+    def __call__(self, net, sel):
+        torch = require_torch("DEcode")
+        if self.summaries is not None:
+            idx = torch.as_tensor(sel, device=self.device)
+            return net.forward_summary({k: v[idx] for k, v in self.summaries.items()})
+        r, p, _ = pad_batch([self.rna[i] for i in sel], [self.prom[i] for i in sel],
+                            padding=self.padding, dtype=self.dtype)
+        return net(r.to(self.device), p.to(self.device))
+
+
+MODES = ("fast", "explicit")
+
+
+def mean_loss(net, batches: BatchPredictor, Y, idx, *, batch_size, rng=None, train=False, opt=None):
     torch = require_torch("DEcode")
     total, count = 0.0, 0
-    dtype = next(net.parameters()).dtype
     dev = next(net.parameters()).device
+    dtype = next(net.parameters()).dtype
     for b in _batches(len(idx), batch_size, rng):
         sel = idx[b]
-        r, p, _ = pad_batch([rna[i] for i in sel], [prom[i] for i in sel], padding=padding,
-                            dtype=dtype)
         y = torch.as_tensor(Y[sel], dtype=dtype, device=dev)
         if train:
             opt.zero_grad()
-            loss = torch.mean((net(r.to(dev), p.to(dev)) - y) ** 2)
+            loss = torch.mean((batches(net, sel) - y) ** 2)
             loss.backward()
             opt.step()
         else:
             with torch.no_grad():
-                loss = torch.mean((net(r.to(dev), p.to(dev)) - y) ** 2)
+                loss = torch.mean((batches(net, sel) - y) ** 2)
         total += float(loss.detach()) * len(sel)
         count += len(sel)
     return total / max(count, 1)
@@ -84,10 +118,12 @@ def _loss(net, rna, prom, Y, idx, *, batch_size, padding, rng=None, train=False,
 def train_once(rna, prom, Y, train_idx, val_idx, *, seed: int, epochs: int = 100,
                patience: int = 10, batch_size: int = 128, padding: str = "fixed",
                lr: float = 1e-3, dtype=None, device=None, net=None,
-               trainable=None) -> tuple:
+               trainable=None, mode: str = "explicit", batches: BatchPredictor | None = None
+               ) -> tuple:
     """One training run from a fresh network (or ``net``); returns ``(net with the best
     epoch's weights, Run)``. ``trainable``: parameter-name prefixes to train (the others are
-    frozen; transfer models train ``("head.", "out.")``)."""
+    frozen; transfer models train ``("head.", "out.")``). ``mode``: see the module
+    docstring; ``batches``: a prepared :class:`BatchPredictor` (reused over restarts)."""
     torch = require_torch("DEcode")
     torch.manual_seed(seed)
     if net is None:
@@ -98,16 +134,20 @@ def train_once(rna, prom, Y, train_idx, val_idx, *, seed: int, epochs: int = 100
     for n, p in net.named_parameters():
         p.requires_grad_(trainable is None or n.startswith(tuple(trainable)))
     opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    if batches is None:
+        p0 = next(net.parameters())
+        batches = BatchPredictor(rna, prom, padding=padding, mode=mode, dtype=p0.dtype,
+                           device=p0.device)
     rng = np.random.default_rng(seed)
     stop = EarlyStopping(patience)
     run = Run(seed)
     train_idx, val_idx = np.asarray(train_idx), np.asarray(val_idx)
     for _ in range(epochs):
         net.train()
-        tr = _loss(net, rna, prom, Y, train_idx, batch_size=batch_size, padding=padding,
-                   rng=rng, train=True, opt=opt)
+        tr = mean_loss(net, batches, Y, train_idx, batch_size=batch_size, rng=rng, train=True,
+                   opt=opt)
         net.eval()
-        va = _loss(net, rna, prom, Y, val_idx, batch_size=batch_size, padding=padding)
+        va = mean_loss(net, batches, Y, val_idx, batch_size=batch_size)
         run.history.append({"loss": tr, "val_loss": va})
         halt = stop.update(va)
         if stop.improved:
