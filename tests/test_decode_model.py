@@ -114,6 +114,8 @@ def test_ols_equals_statsmodels_and_recovers_a_planted_effect():
     assert r.coefficients["regulator"].iloc[0] == "r2"
     assert r.coefficients.set_index("regulator")["significant"].to_dict() == {
         "r0": False, "r1": False, "r2": True, "r3": False, "r4": True, "r5": False}
+    with pytest.raises(InputError, match="only 7 usable draws"):  # fewer draws than terms
+        ols(y[:7], X[:7], [f"r{i}" for i in range(6)])
 
 
 def test_profile_spearman_equals_scipy():

@@ -204,7 +204,8 @@ def scaled_inputs(maps: BindingMaps, genes, maxima: pd.DataFrame):
     """Dense arrays for ``genes`` with a fitted model's channels and training maxima."""
     rc = maxima.loc[maxima["region"] == "rna", "feature"].tolist()
     pc = maxima.loc[maxima["region"] == "promoter", "feature"].tolist()
-    missing = [c for c in rc + pc if c not in set(maps.features["name"])]
+    known = set(maps.features["name"])
+    missing = [c for c in rc + pc if c not in known]
     if missing:
         raise InputError(f"binding maps lack {len(missing)} channels the model was trained "
                          f"with (e.g. {missing[:3]})")

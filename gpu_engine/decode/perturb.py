@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import linalg, stats
 
 
 def knockout_draws(n_candidates: int, n: int, seed: int) -> np.ndarray:
@@ -81,12 +81,21 @@ def ols(y: np.ndarray, X: np.ndarray, names) -> pd.DataFrame:
     p`` (two-sided, n − k − 1 degrees of freedom); the intercept is the first row."""
     n = len(y)
     D = np.column_stack([np.ones(n), np.asarray(X, float)])
+    if n <= D.shape[1]:
+        from ..errors import InputError
+
+        raise InputError(f"the perturbation regression has {D.shape[1] - 1} terms but only "
+                         f"{n} usable draws; use more draws than terms (e.g. "
+                         f"{max(1000, 10 * D.shape[1])})")
     beta, *_ = np.linalg.lstsq(D, y, rcond=None)
     resid = y - D @ beta
     df = n - D.shape[1]
     s2 = float(resid @ resid) / df
-    cov = s2 * np.linalg.pinv(D.T @ D)
-    se = np.sqrt(np.diag(cov))
+    # diag((DᵀD)⁻¹) from the QR factor: non-negative by construction (pinv of DᵀD can
+    # return tiny negative diagonals when the columns are many and nearly collinear)
+    R = np.linalg.qr(D, mode="r")
+    Rinv = linalg.solve_triangular(R, np.eye(R.shape[0]))
+    se = np.sqrt(s2 * (Rinv ** 2).sum(1))
     t = beta / se
     p = 2 * stats.t.sf(np.abs(t), df)
     return pd.DataFrame({"term": ["intercept", *names], "coef": beta, "se": se, "t": t,
