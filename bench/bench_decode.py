@@ -147,7 +147,7 @@ def _deeplift(s, backend) -> Case:
                              "promoter_channels": F_PROM, "captum_sample_genes": k},
                 captum_sample, ours, "captum DeepLift (per output)", "closed form (batched)",
                 backend.name if dev == "cuda" else "cpu", check=check,
-                baseline_scale=G / k, repeats=1, warmup=1,
+                baseline_scale=G / k, repeats=1, warmup=0,
                 notes={"device": dev, "torch": torch.__version__,
                        "dtype": "float32", "baseline": f"captum on {k} genes, × {G / k:.1f}"})
 
