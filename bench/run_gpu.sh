@@ -27,7 +27,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="${1:-bench/results/gpu-$stamp}"
 mkdir -p "$OUT"
 log="$OUT/run.log"
-STAGES="${STAGES:-standardize gls plier twas ccc coassoc drugs cluster expression}"
+STAGES="${STAGES:-standardize gls plier twas ccc coassoc drugs cluster expression decode}"
 SIZE="${SIZE:-full}"
 BACKEND="${BACKEND:-gpu}"
 TEST_BUDGET="${TEST_BUDGET:-170}"

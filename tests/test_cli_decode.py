@@ -24,7 +24,7 @@ def fitted(tmp_path_factory):
     d = tmp_path_factory.mktemp("dcli")
     w, m = d / "w", d / "m"
     res = _run("decode", "world", "--out", w, "--genes", 300, "--tissues", 12, "--tfs", 16,
-               "--rbps", 14, "--mirnas", 4, "--seed", 4)
+               "--rbps", 14, "--mirnas", 4, "--individuals", 30, "--seed", 4)
     assert res.exit_code == 0, res.output
     res = _run("decode", "fit", "--binding", w / "binding", "--expression",
                w / "expression.parquet", "--splits", w / "splits.parquet", "--restarts", 2,
@@ -131,3 +131,23 @@ def test_fit_bad_inputs(fitted, tmp_path):
     assert res.exit_code == 0, res.output
     assert "'no_binding_maps': 1" in res.output and "'nan_targets': 1" in res.output
     assert "EXTRA1" in res.output
+
+
+def test_person_model_by_transfer(fitted):
+    from gpu_engine.decode.model import DEcode
+
+    d, w, m, _ = fitted
+    out = d / "person"
+    res = _run("decode", "fit", "--binding", w / "binding", "--expression",
+               w / "persons" / "tpm.parquet", "--target", "person", "--covariates",
+               w / "persons" / "covariates.parquet", "--splits", w / "splits.parquet",
+               "--transfer-from", m, "--restarts", 1, "--epochs", 2, "--dtype", "float64",
+               "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "3 covariates regressed out" in res.output
+    pm, tm = DEcode.load(out), DEcode.load(m)
+    assert pm.outputs_[:2] == ["person001", "person002"] and pm.outputs_[-1] == "MedianExp"
+    assert pm.report_["transfer"]
+    for k, v in tm.net_.state_dict().items():  # the trunk is the tissue model's, frozen
+        if k.startswith(("rna.", "prom.")):
+            assert np.array_equal(pm.net_.state_dict()[k].numpy(), v.numpy()), k

@@ -158,3 +158,37 @@ def test_chromosome_split():
     s = data.chromosome_split(genes, seed=3)
     assert (s.iloc[:10] == "test").all() and (s == "validation").sum() == 4
     assert s.equals(data.chromosome_split(genes, seed=3))
+
+
+def test_quantile_normalization_textbook_case():
+    """The textbook example (ties get the mean of their ranks' values)."""
+    E = np.array([[5, 4, 3], [2, 1, 4], [3, 4, 6], [4, 2, 8]], float)
+    want = np.array([[17 / 3, 31 / 6, 2], [2, 2, 3], [3, 31 / 6, 14 / 3], [14 / 3, 3, 17 / 3]])
+    np.testing.assert_allclose(data.quantile_normalize(E), want, rtol=1e-12)
+
+
+def test_person_targets_filter_covariates_and_median():
+    rng = np.random.default_rng(0)
+    n, g = 80, 30
+    people = [f"p{i}" for i in range(n)]
+    C = pd.DataFrame({"RIN": rng.normal(size=n)}, index=people)
+    E = 5 + rng.normal(0, 0.3, size=(g, n))
+    E[0] += 2.0 * C["RIN"].to_numpy()  # gene 0: all its variation is the covariate
+    tpm = pd.DataFrame(2 ** E - 0.25, index=[f"g{i}" for i in range(g)], columns=people)
+    tpm.iloc[1] = 0.5  # below 1 TPM everywhere: filtered
+    tpm.iloc[2, : n // 2 + 1] = 0.0  # > 1 TPM in fewer than half the samples: filtered
+    P = data.person_targets(tpm, C)
+    assert list(P.columns) == people + [data.MEDIAN] and len(P) == g - 2
+    assert P.attrs["report"] == {"genes_in": g, "genes_kept": g - 2, "samples": n}
+    np.testing.assert_allclose(np.median(P[people].to_numpy(), axis=1), 0, atol=1e-12)
+    raw = data.person_targets(tpm)
+    rin = C["RIN"].to_numpy()
+    assert abs(np.corrcoef(raw.loc["g0", people], rin)[0, 1]) > 0.8
+    assert abs(np.corrcoef(P.loc["g0", people], rin)[0, 1]) < 0.1
+    assert data.MEDIAN not in data.person_targets(tpm, C, median=False).columns
+    d = data.target_divisors(data.person_targets(tpm, C, median=False), P.index)
+    assert d["divisor"].nunique() == 1 and (d["ddof"] == 0).all()
+    with pytest.raises(InputError, match="no row for sample 'p3'"):
+        data.person_targets(tpm, C.drop(index="p3"))
+    with pytest.raises(InputError, match="no gene has"):
+        data.person_targets(tpm * 0)

@@ -163,8 +163,11 @@ def test_bad_input(world):
     _, maps, T, sp = world
     with pytest.raises(InputError, match="padding"):
         DEcode(padding="same").fit(maps, T, sp)
-    with pytest.raises(InputError, match="MedianExp"):
-        DEcode(restarts=1, epochs=1, min_genes=10).fit(maps, T.drop(columns="MedianExp"), sp)
+    # fold changes alone (a person model with median=False): one pooled divisor
+    m = DEcode(restarts=1, epochs=1, min_genes=10).fit(maps, T.drop(columns="MedianExp"), sp)
+    assert m.divisors_["divisor"].nunique() == 1 and "MedianExp" not in m.outputs_
+    with pytest.raises(InputError, match="constant"):
+        DEcode(restarts=1, epochs=1, min_genes=10).fit(maps, T.assign(MedianExp=1.0), sp)
     empty = sp.assign(set=np.where(sp["set"] == "validation", "train", sp["set"]))
     with pytest.raises(InputError, match="validation set is empty"):
         DEcode(restarts=1, epochs=1).fit(maps, T, empty)

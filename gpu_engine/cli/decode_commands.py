@@ -64,9 +64,13 @@ def decode() -> None:
 @click.option("--tfs", "n_tf", type=click.IntRange(min=13), default=80, show_default=True)
 @click.option("--rbps", "n_rbp", type=click.IntRange(min=13), default=40, show_default=True)
 @click.option("--mirnas", "n_mirna", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--individuals", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also write a person level (persons/: TPM of tissue01 in N individuals, "
+              "covariates, the regulators' expression across individuals).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_OVERWRITE
-def world(out, n_genes, n_tissues, group_size, n_tf, n_rbp, n_mirna, seed, overwrite) -> None:
+def world(out, n_genes, n_tissues, group_size, n_tf, n_rbp, n_mirna, individuals, seed,
+          overwrite) -> None:
     """The planted-regulator world (spec decode.md §8): binding maps in the real format,
     expression across tissues driven by 8 planted regulators (plus decoys whose expression
     follows the tissues but whose binding does nothing, shadows that co-bind with drivers,
@@ -79,7 +83,7 @@ def world(out, n_genes, n_tissues, group_size, n_tf, n_rbp, n_mirna, seed, overw
     with atomic_dir(out, overwrite=overwrite) as tmp:
         generate_decode_world(tmp, n_genes=n_genes, n_tissues=n_tissues,
                               group_size=group_size, n_tf=n_tf, n_rbp=n_rbp,
-                              n_mirna=n_mirna, seed=seed)
+                              n_mirna=n_mirna, n_individuals=individuals, seed=seed)
         info = json.loads((tmp / "truth" / "world.json").read_text())
     con = _console()
     con.print(f"world: {n_genes:,} genes × {n_tissues} tissues, {n_tf + n_rbp + n_mirna} "
@@ -136,11 +140,20 @@ def features(gtf, regulators_path, out, overwrite) -> None:
               type=click.Path(exists=True, path_type=Path),
               help="Targets, genes × columns (Parquet/TSV; first column the gene). With "
               "--target tissue: log2(TPM + 0.25) per tissue (or TPM with --tpm), turned into "
-              "fold changes from each gene's median plus MedianExp. With --target columns: any "
-              "gene-level table (LV loadings, a trait's gene z-scores), each column learned as is.")
-@click.option("--target", type=click.Choice(["tissue", "columns"]), default="tissue",
-              show_default=True)
-@click.option("--tpm", is_flag=True, help="--expression holds TPM, not log2(TPM + 0.25).")
+              "fold changes from each gene's median plus MedianExp. With --target person: TPM, "
+              "genes × individuals of one tissue (filtered, log2, quantile-normalised, "
+              "--covariates regressed out, fold changes from the median over individuals; use "
+              "with --transfer-from). With --target columns: any gene-level table (LV "
+              "loadings, a trait's gene z-scores), each column learned as is.")
+@click.option("--target", type=click.Choice(["tissue", "person", "columns"]),
+              default="tissue", show_default=True)
+@click.option("--tpm", is_flag=True, help="--expression holds TPM, not log2(TPM + 0.25) "
+              "(--target tissue; person targets are always TPM).")
+@click.option("--covariates", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="--target person: samples × covariates (RIN, rRNA rate, "
+              "intronic rate…), regressed out of each gene.")
+@click.option("--no-median", is_flag=True, help="--target person: leave out the MedianExp "
+              "output.")
 @click.option("--splits", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Table gene, set (train | validation | test). Default: "
               "chromosome 1 for test, 10 %% of the rest for validation.")
@@ -168,9 +181,9 @@ def features(gtf, regulators_path, out, overwrite) -> None:
               help="Model folder: model.json, weights.pt and weights.npz, the tables, and "
               "predicted_vs_actual.png, cross_output.png, training.png.")
 @_OVERWRITE
-def fit(binding, expression_path, target, tpm, splits, restarts, epochs, patience,
-        batch_size, min_genes, padding, shuffle, transfer_from, seed, dtype, device, out,
-        overwrite) -> None:
+def fit(binding, expression_path, target, tpm, covariates, no_median, splits, restarts,
+        epochs, patience, batch_size, min_genes, padding, shuffle, transfer_from, seed, dtype,
+        device, out, overwrite) -> None:
     """Train DEcode (spec §4): restarts with early stopping on the validation loss (the
     best epoch's weights), the lowest-validation-loss restart kept; evaluated by Spearman ρ
     per output on the test genes."""
@@ -183,13 +196,24 @@ def fit(binding, expression_path, target, tpm, splits, restarts, epochs, patienc
     t0 = time.perf_counter()
     maps = BindingMaps.read(binding)
     E = read_matrix(expression_path, what="expression", allow_nan=True)
-    targets = D.tissue_targets(E, tpm=tpm) if target == "tissue" else E
+    if target == "tissue":
+        targets = D.tissue_targets(E, tpm=tpm)
+    elif target == "person":
+        C = read_matrix(covariates, what="covariates") if covariates else None
+        targets = D.person_targets(E, C, median=not no_median)
+        rep = targets.attrs["report"]
+        _console().print(f"person targets: {rep['genes_kept']:,} of {rep['genes_in']:,} genes "
+                         f"with > 1 TPM in ≥ 50 % of {rep['samples']} samples"
+                         + (f"; {C.shape[1]} covariates regressed out" if C is not None else ""))
+    else:
+        targets = E
     if splits is not None:
         split = read_table(splits, what="splits")
     else:
         split = D.chromosome_split(maps.genes, seed=seed)
     base = DEcode.load(transfer_from) if transfer_from else None
-    model = DEcode(target=target, min_genes=min_genes, padding=padding, epochs=epochs,
+    model = DEcode(target="columns" if target == "columns" else "tissue",
+                   min_genes=min_genes, padding=padding, epochs=epochs,
                    patience=patience, restarts=restarts, batch_size=batch_size,
                    shuffle=shuffle, random_state=seed, dtype=dtype, device=device,
                    progress=_progress_enabled())

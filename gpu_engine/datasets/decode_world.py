@@ -29,6 +29,19 @@ Written: ``binding/`` (:class:`~gpu_engine.decode.features.BindingMaps`),
 ``truth/regulators.parquet`` (name, type, role ∈ driver|decoy|shadow|module|none, sign,
 shadow_of, module, activity per tissue), ``truth/contributions.parquet`` (gene × driver
 planted contributions to the fold changes' variance), ``truth/world.json``.
+
+Person level (``n_individuals`` > 0; spec §8 item 6; drawn from its own random stream, so the
+tissue world is the same with or without it): N individuals of ``tissue01`` with driver
+abundances q_r[n] ~ N(0, 1), a per-driver sign p_r = ±1 and three technical covariates
+c[n] (RIN, rRNA and intronic rate, N(0, 1)) with gene loadings λ_g ~ N(0, 0.5²):
+
+    E[g, n] = μ_g + Σ_drivers p_r·q_r[n]·φ(B[g, r]) + λ_g·c[n] + ε[g, n],
+
+ε with σ such that the planted person part explains ``planted_fraction`` of its variance over
+individuals. The drivers' own expression across individuals is q_r[n] + N(0, 0.3²), every
+other regulator's N(0, 1). Written: ``persons/tpm.parquet`` (gene + one TPM column per
+individual, 2^E − 0.25 clipped at 0), ``persons/covariates.parquet``,
+``persons/regulator_expression.parquet``; the signs in ``truth/world.json`` (``persons``).
 """
 
 from __future__ import annotations
@@ -64,7 +77,8 @@ def _sites(rng, bound: np.ndarray, lengths: np.ndarray, *, mirna: bool, width_of
 def generate_decode_world(out, *, n_genes: int = 3000, n_tissues: int = 24, group_size: int = 6,
                           n_tf: int = 80, n_rbp: int = 40, n_mirna: int = 20,
                           n_modules: int = 3, kappa: float = 1.0, baseline_sd: float = 1.0,
-                          planted_fraction: float = 0.5, seed: int = 0) -> Path:
+                          planted_fraction: float = 0.5, n_individuals: int = 0,
+                          seed: int = 0) -> Path:
     """Write the world into ``out`` (see the module docstring); returns ``out``."""
     from ..decode.data import chromosome_split
     from ..decode.features import MASKS, PROMOTER_BINS, BindingMaps
@@ -225,5 +239,37 @@ def generate_decode_world(out, *, n_genes: int = 3000, n_tissues: int = 24, grou
             "pair": {"genes": [str(genes[p]) for p in pair], "drivers": [names[r1], names[r3]]},
             "modules": {lvs[k]: [names[m] for m in module_regs[k]] for k in range(n_modules)},
             "sigma": sigma, "baseline_sd": baseline_sd, "planted_fraction": planted_fraction}
+    if n_individuals > 0:
+        info["persons"] = _persons(out, int(n_individuals), seed, mu, phi, drivers, names,
+                                   genes, planted_fraction)
     (out / "truth" / "world.json").write_text(json.dumps(info, indent=1))
     return out
+
+
+def _persons(out: Path, N: int, seed: int, mu, phi, drivers, names, genes,
+             planted_fraction: float) -> dict:
+    rng = np.random.default_rng([seed, 1])
+    G, R = phi.shape[1], phi.shape[0]
+    q = rng.normal(0, 1, size=(len(drivers), N))
+    p_sign = rng.choice([-1.0, 1.0], size=len(drivers))
+    planted = (p_sign[:, None, None] * q[:, None, :] * phi[drivers][:, :, None]).sum(0)
+    centred = planted - planted.mean(1, keepdims=True)
+    sigma = float(np.sqrt(centred.var() * (1 - planted_fraction) / planted_fraction))
+    C = rng.normal(0, 1, size=(N, 3))
+    lam = rng.normal(0, 0.5, size=(G, 3))
+    E = mu[:, None] + planted + lam @ C.T + rng.normal(0, sigma, size=(G, N))
+    people = [f"person{n + 1:03d}" for n in range(N)]
+    (out / "persons").mkdir(exist_ok=True)
+    tpm = np.maximum(0.0, 2.0 ** E - 0.25)
+    pd.DataFrame(tpm, columns=people).assign(gene=genes)[["gene"] + people].to_parquet(
+        out / "persons" / "tpm.parquet", index=False)
+    pd.DataFrame(C, columns=["RIN", "rRNA_rate", "intronic_rate"]).assign(sample=people)[
+        ["sample", "RIN", "rRNA_rate", "intronic_rate"]].to_parquet(
+        out / "persons" / "covariates.parquet", index=False)
+    rx = rng.normal(0, 1, size=(R, N))
+    rx[drivers] = q + rng.normal(0, 0.3, size=q.shape)
+    pd.DataFrame(rx, columns=people).assign(regulator=names)[["regulator"] + people
+                                                            ].to_parquet(
+        out / "persons" / "regulator_expression.parquet", index=False)
+    return {"tissue": "tissue01", "n": N, "sigma": sigma,
+            "signs": {names[d]: float(s) for d, s in zip(drivers, p_sign)}}

@@ -3,6 +3,11 @@
 - :func:`tissue_targets`: E = log2(TPM + 0.25) per gene × tissue (or E given), the 53 (T)
   fold changes E − m against the per-gene median m (NumPy's median: the mean of the two
   middle values for an even T), and m last as ``MedianExp``.
+- :func:`person_targets`: the person-specific model's targets (genes × individuals of one
+  tissue): genes with > 1 TPM in ≥ 50 % of the samples, log2(TPM + 0.25), quantile
+  normalisation across samples, the covariates (RIN, rRNA and intronic rates…) regressed out
+  per gene, quantile normalisation again, then fold changes against the per-gene median over
+  individuals (and ``MedianExp``, switchable).
 - :func:`target_divisors`: the reference's scaling — the fold-change columns share one
   divisor, the pooled sd of all training fold-change values (ddof 0), and ``MedianExp`` its
   own training sd (ddof 1); ``kind="columns"`` (any gene-level table: LV loadings, trait
@@ -44,18 +49,71 @@ def tissue_targets(expression: pd.DataFrame, *, tpm: bool = False) -> pd.DataFra
     return out
 
 
+def quantile_normalize(E: np.ndarray) -> np.ndarray:
+    """Quantile normalisation of the columns (samples) of ``E`` (genes × samples): each value
+    becomes the mean over samples of the values of its within-sample rank (ties get the mean
+    of their ranks' values, as ``preprocessCore``'s average ties)."""
+    from scipy.stats import rankdata
+
+    E = np.asarray(E, float)
+    ref = np.sort(E, axis=0).mean(1)                   # the mean quantile distribution
+    out = np.empty_like(E)
+    grid = np.arange(1, len(ref) + 1)
+    for j in range(E.shape[1]):
+        r = rankdata(E[:, j])                          # average ranks for ties
+        out[:, j] = np.interp(r, grid, ref)
+    return out
+
+
+def person_targets(tpm: pd.DataFrame, covariates: pd.DataFrame | None = None, *,
+                   min_tpm: float = 1.0, min_fraction: float = 0.5,
+                   median: bool = True) -> pd.DataFrame:
+    """genes × (individuals, ``MedianExp``) for a person-specific model (see the module
+    docstring). ``tpm``: genes × samples (one tissue, one sample per individual);
+    ``covariates``: samples × q, regressed out of each gene (with an intercept) between the
+    two quantile normalisations. ``median=False`` leaves out the ``MedianExp`` column. The
+    number of genes kept is in ``attrs["report"]``."""
+    X = tpm.astype(float)
+    if X.isna().any().any():
+        bad = X.columns[X.isna().any()][0]
+        raise InputError(f"person expression: NaN TPM in sample {bad!r}; remove or impute it")
+    if (X < 0).any().any():
+        raise InputError("person expression: TPM must be ≥ 0")
+    keep = (X > min_tpm).mean(axis=1) >= min_fraction
+    if not keep.any():
+        raise InputError(f"person expression: no gene has > {min_tpm} TPM in ≥ "
+                         f"{min_fraction:.0%} of the samples")
+    X = X[keep]
+    E = quantile_normalize(np.log2(X.to_numpy() + 0.25))
+    if covariates is not None:
+        C = covariates.copy()
+        C.index = C.index.astype(str)
+        missing = [s for s in X.columns.astype(str) if s not in C.index]
+        if missing:
+            raise InputError(f"covariates: no row for sample {missing[0]!r} "
+                             f"({len(missing)} of {X.shape[1]} samples missing)")
+        D = np.column_stack([np.ones(X.shape[1]),
+                             C.loc[X.columns.astype(str)].to_numpy(float)])
+        beta, *_ = np.linalg.lstsq(D, E.T, rcond=None)
+        E = quantile_normalize((E.T - D @ beta).T + E.mean(1, keepdims=True))
+    m = np.median(E, axis=1)
+    out = pd.DataFrame(E - m[:, None], index=X.index, columns=X.columns)
+    if median:
+        out[MEDIAN] = m
+    out.attrs["report"] = {"genes_in": int(len(tpm)), "genes_kept": int(keep.sum()),
+                           "samples": int(X.shape[1])}
+    return out
+
+
 def target_divisors(targets: pd.DataFrame, train_genes, *, kind: str = "tissue") -> pd.DataFrame:
     """Per output: ``divisor`` and ``ddof`` (see the module docstring)."""
     T = targets.loc[list(train_genes)]
-    if kind == "tissue":
-        if MEDIAN not in T.columns:
-            raise InputError(f"tissue targets need a {MEDIAN!r} column (use tissue_targets)")
-        fc = T.drop(columns=MEDIAN).to_numpy(float)
-        pooled = float(np.std(fc, ddof=0))
-        med = float(T[MEDIAN].std(ddof=1))
-        div = [pooled] * fc.shape[1] + [med]
-        ddof = [0] * fc.shape[1] + [1]
-        names = list(T.drop(columns=MEDIAN).columns) + [MEDIAN]
+    if kind == "tissue":  # fold changes pooled; MedianExp (when present) by its own sd
+        names = list(T.columns)  # in the targets' order
+        pooled = float(np.std(T[[c for c in names if c != MEDIAN]].to_numpy(float), ddof=0))
+        med = float(T[MEDIAN].std(ddof=1)) if MEDIAN in names else None
+        div = [med if c == MEDIAN else pooled for c in names]
+        ddof = [1 if c == MEDIAN else 0 for c in names]
     elif kind == "columns":
         names = list(T.columns)
         div = [float(np.std(T[c].to_numpy(float), ddof=0)) for c in names]
