@@ -33,6 +33,7 @@ COMMANDS = {
     "drugs": "drugs_commands:drugs",
     "ccc": "ccc_commands:ccc_cmd",
     "decode": "decode_commands:decode",
+    "run": "run_commands:run_cmd",
 }
 
 
@@ -57,6 +58,7 @@ def cli(ctx: click.Context, backend: str | None, verbose: int) -> None:
     Start here:
       gpu-engine info                      what this machine can run
       gpu-engine demo                      a synthetic world, every stage, scored
+      gpu-engine run --example small       the whole analysis from one config
       gpu-engine world --scale medium --out world/
       gpu-engine bench --list              benchmarks against CPU baselines
     """

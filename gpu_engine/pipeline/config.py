@@ -1,0 +1,268 @@
+"""The ``gpu-engine run`` config: one YAML file, validated by pydantic before anything runs.
+
+Every error names its key path and the line of the YAML file it is on, and all errors are
+reported at once (:class:`ConfigError`). Unknown keys are errors. Paths are relative to the
+config file's folder; input paths must exist. See ``docs/pipeline.md`` for every key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from ..errors import InputError
+
+
+class ConfigError(InputError):
+    """A config with mistakes: ``errors`` is the list of (key path, line, message)."""
+
+    def __init__(self, path: Path, errors: list[tuple[str, int | None, str]]):
+        self.path, self.errors = path, errors
+        lines = [f"{path}: {len(errors)} error{'s' if len(errors) != 1 else ''}; nothing was run"]
+        for key, line, msg in errors:
+            where = f"line {line}: " if line else ""
+            lines.append(f"  {where}{key}: {msg}")
+        super().__init__("\n".join(lines))
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base")
+    return value if value.is_absolute() or base is None else Path(base) / value
+
+
+def _existing(value: Path, info: ValidationInfo) -> Path:
+    p = _resolve(value, info)
+    if not (info.context or {}).get("check_files", True):
+        return p
+    if not p.exists():
+        raise ValueError(f"{p} does not exist")
+    return p
+
+
+InputPath = Annotated[Path, AfterValidator(_existing)]
+OutPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FolderInput(_Strict):
+    """A folder of per-tissue or per-trait files; ``pattern``'s first group is the name."""
+
+    folder: InputPath
+    pattern: str
+
+
+class GwasInput(FolderInput):
+    pattern: str = r"(.*)\.tsv\.gz"
+    columns: dict[str, str] = Field(default_factory=dict, description=(
+        "GWAS column names by role: snp, effect_allele, non_effect_allele, zscore, pvalue, "
+        "beta, se, odds_ratio, beta_sign, chromosome, position (MetaXcan's --*_column)"))
+
+    @model_validator(mode="after")
+    def _roles(self):
+        from dataclasses import fields
+
+        from ..twas import GwasColumns
+
+        known = {f.name for f in fields(GwasColumns)}
+        bad = sorted(set(self.columns) - known)
+        if bad:
+            raise ValueError(f"unknown GWAS column role(s) {bad}; known: {sorted(known)}")
+        return self
+
+
+class ModelsInput(FolderInput):
+    pattern: str = r"(.*)\.db"
+    snp_key: Literal["rsid", "varID"] = "rsid"
+
+
+class CovariancesInput(FolderInput):
+    pattern: str = r"(.*)\.txt\.gz"
+
+
+class SMultiXcanInput(FolderInput):
+    pattern: str = r"(.*)-smultixcan\.txt"
+
+
+class DrugsInput(_Strict):
+    signatures: InputPath
+    gold_standard: InputPath
+    trait_disease: InputPath
+    spredixcan: InputPath | None = Field(None, description=(
+        "a folder of per-tissue genes × traits z matrices; default: the spredixcan stage's"))
+
+
+class Inputs(_Strict):
+    gwas: GwasInput | None = None
+    models: ModelsInput | None = None
+    covariances: CovariancesInput | None = None
+    ld: InputPath | None = None
+    genes: InputPath | None = None
+    smultixcan: SMultiXcanInput | None = None
+    gene_corr: InputPath | None = None
+    expression: InputPath | None = None
+    priors: list[InputPath] = Field(default_factory=list)
+    lv_model: InputPath | None = None
+    lv_l2: float | None = Field(None, ge=0)
+    drugs: DrugsInput | None = None
+
+
+class _Stage(_Strict):
+    enabled: bool = True
+    backend: Literal["cpu", "gpu", "rapids", "auto"] | None = None
+
+
+class SPrediXcanStage(_Stage):
+    pass
+
+
+class SMultiXcanStage(_Stage):
+    cutoff_condition_number: float = Field(30.0, gt=1)
+
+
+class GeneCorrStage(_Stage):
+    within_mb: float | None = Field(5.0, gt=0)
+    condition_number: float = Field(30.0, gt=1)
+
+
+class PlierStage(_Stage):
+    k: int | None = Field(None, ge=2)
+    max_iter: int = Field(350, ge=1)
+    seed: int = 0
+
+
+class NullCalibration(_Strict):
+    n_null: int = Field(1000, ge=10)
+    seed: int = 0
+
+
+class GLSStage(_Stage):
+    mode: Literal["submatrix", "full"] = "submatrix"
+    predictor: Literal["binary", "continuous"] = "binary"
+    null_calibration: NullCalibration | None = None
+
+
+class ClusterStage(_Stage):
+    families: list[Literal["kmeans", "spectral", "gmm", "agglomerative", "dbscan"]] = Field(
+        default_factory=lambda: ["kmeans", "gmm", "agglomerative", "dbscan"])
+    k_max: int = Field(10, ge=2)
+    n_seeds: int = Field(2, ge=1)
+    family_size: int = Field(40, ge=2)
+    seed: int = 0
+    fdr: float = Field(0.05, gt=0, lt=1, description="traits with an LV at this FDR are clustered")
+
+
+class DrugsStage(_Stage):
+    spaces: list[Literal["gene", "module"]] = Field(default_factory=lambda: ["gene", "module"])
+    top_k: list[int | Literal["all"]] = Field(default_factory=lambda: ["all", 50, 100, 250])
+    n_permutations: int = Field(200, ge=0)
+    seed: int = 0
+
+
+class Stages(_Strict):
+    spredixcan: SPrediXcanStage = SPrediXcanStage()
+    smultixcan: SMultiXcanStage = SMultiXcanStage()
+    gene_corr: GeneCorrStage = GeneCorrStage()
+    plier: PlierStage = PlierStage()
+    gls: GLSStage = GLSStage()
+    cluster: ClusterStage = ClusterStage()
+    drugs: DrugsStage = DrugsStage()
+
+
+class Report(_Strict):
+    title: str = "gpu_engine analysis"
+
+
+class Config(_Strict):
+    out: OutPath
+    backend: Literal["cpu", "gpu", "rapids", "auto"] = "auto"
+    scheduler: str | None = None
+    inputs: Inputs = Inputs()
+    stages: Stages = Stages()
+    report: Report = Report()
+
+
+# ------------------------------------------------------------------------------ loading
+def _line_map(text: str) -> dict[tuple, int]:
+    """Key path (tuple of keys / list indices) → 1-based line of the YAML node."""
+    import yaml
+
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path):
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _message(err: dict) -> str:
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check its spelling; see docs/pipeline.md for every key)"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> Config:
+    """Read and validate ``path``; raises :class:`ConfigError` with every mistake at once."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        from ..errors import InputFileNotFoundError
+
+        raise InputFileNotFoundError(f"config {path} does not exist")
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(path, [("(YAML)", mark.line + 1 if mark else None,
+                                  str(getattr(exc, "problem", exc)))]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, [("(top level)", 1, "the config must be a mapping of keys")])
+    return validate_config(data, base=path.parent, source=path, lines=_line_map(text),
+                           check_files=check_files)
+
+
+def validate_config(data: dict[str, Any], *, base: Path, source: Path | None = None,
+                    lines: dict[tuple, int] | None = None, check_files: bool = True) -> Config:
+    """Validate a config mapping (paths relative to ``base``)."""
+    lines = lines or {}
+    try:
+        cfg = Config.model_validate(data, context={"base": base, "check_files": check_files})
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(
+                "function-")))
+            # the nearest enclosing key that has a line (a missing key has none itself)
+            line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines),
+                        None)
+            errors.append((".".join(str(x) for x in loc) or "(top level)", line, _message(e)))
+        raise ConfigError(source or base / "config.yaml", errors) from None
+    return cfg

@@ -1,0 +1,56 @@
+"""``gpu-engine run --example small|medium``: a synthetic world (:mod:`gpu_engine.datasets`)
+and the config that runs every stage on it, written side by side into one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXAMPLE_CONFIG = """\
+# gpu-engine run: every stage on a synthetic world ({scale}, seed {seed}).
+# Paths are relative to this file. See docs/pipeline.md for every key.
+out: results/
+backend: {backend}
+scheduler: null
+inputs:
+  gwas: {{folder: world/twas/gwas, pattern: '(.*)\\.tsv\\.gz', columns: {{beta: BETA, se: SE}}}}
+  models: {{folder: world/twas/models, pattern: 'TW_(.*)\\.db'}}
+  covariances: {{folder: world/twas/covariances, pattern: 'TW_(.*)\\.txt\\.gz'}}
+  ld: world/twas/ld.txt.gz
+  genes: world/twas/genes.tsv
+  # the other traits' S-MultiXcan results (the world has a GWAS for one trait only)
+  smultixcan: {{folder: world/smultixcan}}
+  expression: world/expression
+  priors: [world/pathways.gmt]
+  drugs:
+    signatures: world/drugs/signatures.parquet
+    gold_standard: world/drugs/gold_standard.tsv
+    trait_disease: world/trait_disease.tsv
+    spredixcan: world/spredixcan
+stages:
+  smultixcan: {{cutoff_condition_number: 30}}
+  gene_corr: {{within_mb: 5}}
+  plier: {{k: {k}}}
+  gls: {{mode: submatrix}}
+  cluster: {{families: [kmeans, gmm, agglomerative, dbscan], k_max: {k_max}}}
+  drugs: {{spaces: [gene, module], n_permutations: 200}}
+report: {{title: "Synthetic world ({scale}, seed {seed})"}}
+"""
+
+
+def write_example(folder: str | Path, *, scale: str = "small", seed: int = 0,
+                  backend: str = "auto", overwrite: bool = False) -> Path:
+    """Write ``folder/world/`` and ``folder/config.yaml``; returns the config's path."""
+    from ..datasets import World, generate_world
+
+    folder = Path(folder)
+    world = folder / "world"
+    if not (world / "world.json").exists() or overwrite:
+        generate_world(world, scale=scale, seed=seed, overwrite=True)
+    w = World(world)
+    traits = w.truth("traits")
+    k_clusters = int(traits.loc[~traits["is_null"], "cluster"].nunique())
+    cfg = folder / "config.yaml"
+    cfg.write_text(EXAMPLE_CONFIG.format(scale=scale, seed=seed, backend=backend,
+                                         k=int(w.truth("Z").shape[1]),
+                                         k_max=2 * k_clusters))
+    return cfg

@@ -1,0 +1,412 @@
+"""The stages of ``gpu-engine run``, each a thin call of the same public API the single
+commands use (no second implementation).
+
+A :class:`Stage` declares when it runs (:meth:`Stage.plan`: the inputs it needs, or why it is
+skipped), the stages it reads (``needs``), the input files and the parameters that make its
+fingerprint, and ``run(ctx)``, which writes into ``ctx.out`` (a temporary folder renamed
+when the stage succeeds) and returns its counts. Long stages write one chunk per trait
+through ``ctx.chunk``: a run killed in the middle resumes without redoing finished chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+
+log = logging.getLogger("gpu_engine.pipeline")
+
+
+@dataclass
+class StageContext:
+    """What a running stage gets: the config, its output folder, the folders of the stages
+    it needs, the backend name, the run's Dask client (or None), and ``chunk(name)``, a
+    context manager yielding a temporary folder for one chunk (None when the chunk is already
+    done; see :mod:`.runner`)."""
+
+    cfg: Config
+    out: Path
+    upstream: dict[str, Path]
+    backend: str | None
+    client: object | None
+    chunk: Callable
+    progress: bool | str = False
+
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    run: Callable[[StageContext], dict]
+    needs: Callable[[Config], list[str]]
+    files: Callable[[Config], list[Path]]
+    params: Callable[[Config], dict]
+    requires: Callable[[Config], str | None]  # None: can run; else why not
+    chunked: bool = False
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _stage_params(cfg: Config, name: str) -> dict:
+    p = getattr(cfg.stages, name).model_dump(mode="json")
+    p.pop("enabled", None)
+    p["backend"] = p.get("backend") or cfg.backend
+    return p
+
+
+# ----------------------------------------------------------------------------- TWAS
+def _twas_missing(cfg: Config) -> str | None:
+    i = cfg.inputs
+    missing = [k for k in ("gwas", "models", "covariances") if getattr(i, k) is None]
+    return f"needs inputs {', '.join(missing)}" if missing else None
+
+
+def _models(cfg: Config) -> dict:
+    from ..twas import model_files, read_model_db
+
+    m = cfg.inputs.models
+    files = model_files(m.folder, m.pattern)
+    return {t: read_model_db(f, tissue=t, snp_key=m.snp_key) for t, f in files.items()}
+
+
+def _gwas_files(cfg: Config) -> dict[str, Path]:
+    import re
+
+    g = cfg.inputs.gwas
+    rx = re.compile(g.pattern)
+    out = {}
+    for p in sorted(g.folder.iterdir()):
+        mt = rx.fullmatch(p.name)
+        if mt:
+            out[mt.group(1) if mt.groups() else p.stem] = p
+    if not out:
+        from ..errors import InputError
+
+        raise InputError(f"inputs.gwas: no file in {g.folder} matches {g.pattern!r}")
+    return out
+
+
+def run_spredixcan(ctx: StageContext) -> dict:
+    """S-PrediXcan for every trait × tissue; each GWAS is read once (restricted to the
+    models' SNPs) and every tissue computed from it. One chunk per trait:
+    ``<trait>/<tissue>.csv`` (MetaXcan's format) and the trait's harmonization report; plus
+    ``z/<tissue>.parquet`` (genes × traits z-scores by gene symbol, what the drugs stage
+    reads)."""
+    from ..io import atomic_path, write_table
+    from ..twas import GwasColumns, read_gwas, spredixcan_tissues, write_spredixcan
+
+    cfg = ctx.cfg
+    models = _models(cfg)
+    cov = cfg.inputs.covariances
+    from ..twas import model_files
+
+    covs = {t: p for t, p in model_files(cov.folder, cov.pattern).items() if t in models}
+    snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
+    cols = GwasColumns(**cfg.inputs.gwas.columns)
+    traits = _gwas_files(cfg)
+    for trait, path in traits.items():
+        with ctx.chunk(trait) as tmp:
+            if tmp is None:
+                continue
+            gwas = read_gwas(path, cols, snps=snps)
+            res, report = spredixcan_tissues(models, covs, gwas, backend=ctx.backend,
+                                             client=ctx.client)
+            for t, r in res.items():
+                write_spredixcan(r, tmp / f"{t}.csv")
+            write_table(report.assign(trait=trait), tmp / "report.tsv")
+    z = {}
+    for trait in traits:
+        for f in sorted((ctx.out / trait).glob("*.csv")):
+            r = pd.read_csv(f)
+            z.setdefault(f.stem, {})[trait] = r.dropna(subset=["zscore"]).drop_duplicates(
+                "gene_name").set_index("gene_name")["zscore"]
+    (ctx.out / "z").mkdir(exist_ok=True)
+    for t, cols_ in z.items():
+        with atomic_path(ctx.out / "z" / f"{t}.parquet") as tmp:
+            pd.DataFrame(cols_).rename_axis("gene").to_parquet(tmp)
+    return {"traits": len(traits), "tissues": len(models)}
+
+
+def run_smultixcan(ctx: StageContext) -> dict:
+    """S-MultiXcan per trait from the spredixcan stage (one chunk per trait:
+    ``<trait>-smultixcan.txt``, the format `gpu-engine gls` reads)."""
+    from ..twas import GwasColumns, read_covariance, read_gwas, smultixcan, write_smultixcan
+
+    cfg = ctx.cfg
+    models = _models(cfg)
+    ld = read_covariance(cfg.inputs.ld)
+    snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
+    cols = GwasColumns(**cfg.inputs.gwas.columns)
+    sp_dir = ctx.upstream["spredixcan"]
+    traits = _gwas_files(cfg)
+    for trait, path in traits.items():
+        with ctx.chunk(trait) as tmp:
+            if tmp is None:
+                continue
+            sp = {f.stem: pd.read_csv(f) for f in sorted((sp_dir / trait).glob("*.csv"))}
+            gwas = read_gwas(path, cols, snps=snps)
+            res = smultixcan(models, ld, sp, gwas=gwas, backend=ctx.backend,
+                             condition_number=cfg.stages.smultixcan.cutoff_condition_number)
+            write_smultixcan(res, tmp / f"{trait}-smultixcan.txt")
+    return {"traits": len(traits)}
+
+
+def run_gene_corr(ctx: StageContext) -> dict:
+    """Gene–gene correlations from the models and the LD reference (``gene_corr/``, the
+    condensed form, labelled by gene symbol)."""
+    from ..io import read_table
+    from ..twas import gene_correlations, read_covariance
+
+    cfg, p = ctx.cfg, ctx.cfg.stages.gene_corr
+    models = _models(cfg)
+    genes = read_table(cfg.inputs.genes, what="gene table") if cfg.inputs.genes else None
+    gc = gene_correlations(models, read_covariance(cfg.inputs.ld), genes=genes,
+                           within_mb=p.within_mb, condition_number=p.condition_number,
+                           backend=ctx.backend, client=ctx.client)
+    gc.save(ctx.out / "gene_corr", labels="gene_name")
+    return {"genes": len(gc.genes)}
+
+
+# ---------------------------------------------------------------------------- modules
+def run_plier(ctx: StageContext) -> dict:
+    """PLIER on the expression compendium with the prior gene sets (``model/``)."""
+    from ..io import read_matrix
+    from ..io.gene_sets import gene_sets_to_matrix, read_gene_sets
+    from ..plier import PLIER
+
+    cfg, p = ctx.cfg, ctx.cfg.stages.plier
+    Y = read_matrix(cfg.inputs.expression, what="expression")
+    priors = [gene_sets_to_matrix(read_gene_sets(f), genes=Y.index) for f in cfg.inputs.priors]
+    prior = pd.concat(priors, axis=1) if len(priors) > 1 else priors[0]
+    prior = prior.loc[:, ~prior.columns.duplicated()]
+    model = PLIER(k=p.k, max_iter=p.max_iter, seed=p.seed, backend=ctx.backend,
+                  progress=ctx.progress).fit(Y, prior)
+    model.save(ctx.out / "model", overwrite=True)
+    return {"genes": int(Y.shape[0]), "samples": int(Y.shape[1]),
+            "lvs": int(model.Z_.shape[1])}
+
+
+def _lv_model(ctx: StageContext):
+    from ..lvmodel import load_lv_model
+
+    path = ctx.upstream["plier"] / "model" if "plier" in ctx.upstream else ctx.cfg.inputs.lv_model
+    return load_lv_model(path, l2=ctx.cfg.inputs.lv_l2 if "plier" not in ctx.upstream
+                         else None, backend=ctx.backend)
+
+
+def _smultixcan_folders(ctx: StageContext) -> list[Path]:
+    """The S-MultiXcan files: the given folder's, then the computed ones (which replace a
+    given file of the same trait)."""
+    import re
+
+    files: dict[str, Path] = {}
+    given = ctx.cfg.inputs.smultixcan
+    if given is not None:
+        rx = re.compile(given.pattern)
+        for p in sorted(given.folder.iterdir()):
+            m = rx.fullmatch(p.name)
+            if m:
+                files[m.group(1) if m.groups() else p.stem] = p
+    if "smultixcan" in ctx.upstream:
+        for p in sorted(ctx.upstream["smultixcan"].glob("*/*-smultixcan.txt")):
+            files[p.name[:-len("-smultixcan.txt")]] = p
+    return [files[t] for t in sorted(files)]
+
+
+def run_gls(ctx: StageContext) -> dict:
+    """PhenoPLIER's GLS of every LV with every trait (``gls.parquet``; with
+    ``null_calibration`` also ``null/``)."""
+    from ..gls import associate, null_calibration, read_smultixcan
+    from ..twas.gene_corr import read_gene_corr
+
+    cfg, p = ctx.cfg, ctx.cfg.stages.gls
+    model = _lv_model(ctx)
+    smx = read_smultixcan(_smultixcan_folders(ctx))
+    gc_path = ctx.upstream["gene_corr"] / "gene_corr" if "gene_corr" in ctx.upstream else \
+        cfg.inputs.gene_corr
+    R = read_gene_corr(gc_path)
+    res = associate(model.Z, smx.pvalue, R, mode=p.mode, predictor=p.predictor,
+                    backend=ctx.backend, client=ctx.client)
+    res.save(ctx.out / "gls.parquet")
+    out = {"lvs": int(model.Z.shape[1]), "traits": len(smx.traits),
+           "significant_fdr_0.05": int((res["fdr"] < 0.05).sum())}
+    if p.null_calibration is not None:
+        cal = null_calibration(model.Z, R, n_null=p.null_calibration.n_null, mode=p.mode,
+                               predictor=p.predictor, seed=p.null_calibration.seed,
+                               backend=ctx.backend, client=ctx.client)
+        cal.save(ctx.out / "null")
+    return out
+
+
+def run_cluster(ctx: StageContext) -> dict:
+    """Traits in module space (Z-weighted sums of standardised −log10 p): a clustering
+    ensemble, the EAC/SCC consensus and its selection, the driving LVs (``ensemble/``,
+    ``consensus/``, ``labels.parquet``, ``stumps.parquet``)."""
+    from ..cluster import ClusterEnsemble, ClusterInterpreter, consensus
+    from ..gls import read_smultixcan
+    from ..io import write_table
+
+    p = ctx.cfg.stages.cluster
+    Z = _lv_model(ctx).Z
+    smx = read_smultixcan(_smultixcan_folders(ctx))
+    P = smx.pvalue.reindex(Z.index).dropna(how="all")
+    Y = -np.log10(P.clip(lower=1e-300).fillna(1.0))
+    M = (Z.loc[Y.index].T @ ((Y - Y.mean()) / Y.std().replace(0, 1))).T
+    gls = pd.read_parquet(ctx.upstream["gls"] / "gls.parquet")
+    hit = sorted(set(gls.loc[gls["fdr"] < p.fdr, "trait"]))
+    M = M.loc[hit] if len(hit) >= 3 else M
+    k_max = max(2, min(p.k_max, len(M) - 1))
+    ens = ClusterEnsemble(families=tuple(p.families), k_max=k_max, n_seeds=p.n_seeds,
+                          family_size=p.family_size, agglomerative_k_max=k_max,
+                          dbscan_min_samples_max=min(10, max(2, len(M) // 3)),
+                          seed=p.seed).fit(M)
+    ens.save(ctx.out / "ensemble")
+    cons = consensus(ens.partitions_, k_range=range(2, k_max + 1), seed=p.seed,
+                     backend=ctx.backend, objects=ens.objects_)
+    cons.save(ctx.out / "consensus")
+    labels = cons.labels()
+    write_table(labels.rename("cluster").rename_axis("trait").reset_index(),
+                ctx.out / "labels.parquet")
+    stumps = ClusterInterpreter(max_features=3, max_explored=30).fit(
+        M, labels.to_numpy()).stumps_
+    write_table(stumps, ctx.out / "stumps.parquet")
+    return {"traits": int(len(M)), "members": int(len(ens.partitions_)),
+            "clusters": int(labels.nunique())}
+
+
+def run_drugs(ctx: StageContext) -> dict:
+    """Drug–disease scores in gene and module space against the gold standard
+    (``<space>/scores`` and ``<space>/evaluation``)."""
+    from ..drugs import evaluate, score
+    from ..io import read_matrix, read_table
+
+    cfg, p = ctx.cfg, ctx.cfg.stages.drugs
+    d = cfg.inputs.drugs
+    D = read_matrix(d.signatures, what="drug signatures")
+    folder = d.spredixcan if d.spredixcan is not None else ctx.upstream["spredixcan"] / "z"
+    tissues = sorted(x for x in folder.iterdir() if not x.name.startswith("."))
+    Zt = {x.name.removesuffix(".parquet"):
+          (lambda x=x: read_matrix(x, what=f"S-PrediXcan z ({x.name})", dtype=np.float32))
+          for x in tissues}
+    td = read_table(d.trait_disease, what="trait-disease map")
+    gold = read_table(d.gold_standard, what="gold standard")
+    out = {"tissues": len(Zt), "drugs": int(D.shape[1])}
+    for space in p.spaces:
+        kw = ({"top_k": tuple(p.top_k)} if space == "gene" else {"lv_model": _lv_model(ctx)})
+        s = score(D, Zt, space=space, trait_disease=td, backend=ctx.backend,
+                  client=ctx.client, **kw)
+        ev = evaluate(s, gold, n_permutations=p.n_permutations, seed=p.seed)
+        s.save(ctx.out / space / "scores")
+        ev.save(ctx.out / space / "evaluation")
+        out[f"{space}_auc"] = float(ev.auc)
+        out[f"{space}_ap"] = float(ev.ap)
+    return out
+
+
+# ------------------------------------------------------------------------- registry
+def _files(*getters):
+    def f(cfg: Config):
+        out = []
+        for g in getters:
+            v = g(cfg)
+            if v is None:
+                continue
+            out.extend(v if isinstance(v, list) else [v])
+        return [x for x in out if x is not None]
+    return f
+
+
+def _lv_needs(cfg: Config) -> list[str]:
+    return [] if cfg.inputs.lv_model is not None else ["plier"]
+
+
+def _lv_requires(cfg: Config) -> str | None:
+    i = cfg.inputs
+    if i.lv_model is None and (i.expression is None or not i.priors):
+        return "needs inputs lv_model, or expression and priors (to fit PLIER)"
+    return None
+
+
+def _smx_needs(cfg: Config) -> list[str]:
+    return ["smultixcan"] if _twas_missing(cfg) is None and cfg.inputs.ld is not None and \
+        cfg.stages.spredixcan.enabled and cfg.stages.smultixcan.enabled else []
+
+
+def _gc_needs(cfg: Config) -> list[str]:
+    if cfg.inputs.gene_corr is not None:
+        return []
+    return ["gene_corr"]
+
+
+def _gls_requires(cfg: Config) -> str | None:
+    why = _lv_requires(cfg)
+    if why:
+        return why
+    if cfg.inputs.smultixcan is None and not _smx_needs(cfg):
+        return ("needs inputs smultixcan, or gwas, models, covariances and ld (to compute "
+                "it)")
+    if cfg.inputs.gene_corr is None and (cfg.inputs.models is None or cfg.inputs.ld is None):
+        return "needs inputs gene_corr, or models and ld (to compute it)"
+    return None
+
+
+STAGES: list[Stage] = [
+    Stage("spredixcan", "S-PrediXcan", run_spredixcan, needs=lambda c: [],
+          files=_files(lambda c: c.inputs.gwas and c.inputs.gwas.folder,
+                       lambda c: c.inputs.models and c.inputs.models.folder,
+                       lambda c: c.inputs.covariances and c.inputs.covariances.folder),
+          params=lambda c: _stage_params(c, "spredixcan") | {
+              "gwas": c.inputs.gwas.model_dump(mode="json", exclude={"folder"}),
+              "models": c.inputs.models.model_dump(mode="json", exclude={"folder"}),
+              "covariances_pattern": c.inputs.covariances.pattern},
+          requires=_twas_missing, chunked=True),
+    Stage("smultixcan", "S-MultiXcan", run_smultixcan, needs=lambda c: ["spredixcan"],
+          files=_files(lambda c: c.inputs.ld, lambda c: c.inputs.gwas and c.inputs.gwas.folder),
+          params=lambda c: _stage_params(c, "smultixcan"),
+          requires=lambda c: _twas_missing(c) or (None if c.inputs.ld else "needs inputs ld"),
+          chunked=True),
+    Stage("gene_corr", "gene correlations", run_gene_corr, needs=lambda c: [],
+          files=_files(lambda c: c.inputs.ld, lambda c: c.inputs.genes,
+                       lambda c: c.inputs.models and c.inputs.models.folder),
+          params=lambda c: _stage_params(c, "gene_corr"),
+          requires=lambda c: (None if c.inputs.models and c.inputs.ld else
+                              "needs inputs models and ld")
+          if c.inputs.gene_corr is None else "inputs gene_corr given"),
+    Stage("plier", "PLIER", run_plier, needs=lambda c: [],
+          files=_files(lambda c: c.inputs.expression, lambda c: list(c.inputs.priors)),
+          params=lambda c: _stage_params(c, "plier"),
+          requires=lambda c: "inputs lv_model given" if c.inputs.lv_model is not None else
+          (None if c.inputs.expression is not None and c.inputs.priors else
+           "needs inputs expression and priors")),
+    Stage("gls", "GLS association", run_gls,
+          needs=lambda c: _lv_needs(c) + _smx_needs(c) + _gc_needs(c),
+          files=_files(lambda c: c.inputs.lv_model, lambda c: c.inputs.gene_corr,
+                       lambda c: c.inputs.smultixcan and c.inputs.smultixcan.folder),
+          params=lambda c: _stage_params(c, "gls") | {"lv_l2": c.inputs.lv_l2,
+                                                       "smultixcan_pattern":
+                                                       c.inputs.smultixcan and
+                                                       c.inputs.smultixcan.pattern},
+          requires=_gls_requires),
+    Stage("cluster", "trait clusters", run_cluster,
+          needs=lambda c: _lv_needs(c) + _smx_needs(c) + ["gls"],
+          files=_files(lambda c: c.inputs.lv_model,
+                       lambda c: c.inputs.smultixcan and c.inputs.smultixcan.folder),
+          params=lambda c: _stage_params(c, "cluster"), requires=_gls_requires),
+    Stage("drugs", "drug repurposing", run_drugs,
+          needs=lambda c: _lv_needs(c) + ([] if c.inputs.drugs and c.inputs.drugs.spredixcan
+                                          else ["spredixcan"]),
+          files=_files(lambda c: c.inputs.lv_model,
+                       lambda c: c.inputs.drugs and [c.inputs.drugs.signatures,
+                                                     c.inputs.drugs.gold_standard,
+                                                     c.inputs.drugs.trait_disease,
+                                                     c.inputs.drugs.spredixcan]),
+          params=lambda c: _stage_params(c, "drugs"),
+          requires=lambda c: _lv_requires(c) or (None if c.inputs.drugs else
+                                                 "needs inputs drugs")),
+]

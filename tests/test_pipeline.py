@@ -1,0 +1,168 @@
+"""``gpu-engine run``: the config's errors all at once, the plan, reuse, exactly the right
+stages re-run after a change, resume after SIGKILL with the finished chunks kept and the
+same outputs as an uninterrupted run, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from gpu_engine.cli.main import cli
+from gpu_engine.pipeline import ConfigError, load_config, plan, run
+from gpu_engine.pipeline.example import write_example
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    """The small example, run once (every stage)."""
+    d = tmp_path_factory.mktemp("pipe")
+    cfg_path = write_example(d / "ex", scale="small", seed=0, backend="cpu")
+    rows = run(load_config(cfg_path))
+    return cfg_path, rows
+
+
+def _actions(rows):
+    return {r["stage"]: r["action"] for r in rows}
+
+
+def test_three_mistakes_reported_at_once_and_nothing_runs(tmp_path):
+    (tmp_path / "genes.tsv").write_text("gene\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("out: res/\n"
+                   "inputs:\n"
+                   "  genes: genes.tsv\n"
+                   "  expression: missing.parquet\n"     # line 4: a missing file
+                   "stages:\n"
+                   "  gls: {mdoe: full}\n"               # line 6: an unknown key
+                   "  plier: {k: many}\n")               # line 7: a wrong type
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    by_key = {k: (line, msg) for k, line, msg in err.value.errors}
+    assert len(err.value.errors) == 3, err.value.errors
+    assert by_key["inputs.expression"][0] == 4 and "does not exist" in by_key[
+        "inputs.expression"][1]
+    assert by_key["stages.gls.mdoe"][0] == 6 and "unknown key" in by_key["stages.gls.mdoe"][1]
+    assert by_key["stages.plier.k"][0] == 7 and "integer" in by_key["stages.plier.k"][1]
+    res = CliRunner().invoke(cli, ["run", str(cfg)])
+    assert res.exit_code == 1 and "3 errors; nothing was run" in res.output
+    assert "line 6: stages.gls.mdoe" in res.output
+    assert not (tmp_path / "res").exists()
+
+
+def test_plan_explains_skips(tmp_path):
+    (tmp_path / "z.tsv").write_text("gene\tLV1\ng1\t1\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("out: res/\ninputs: {lv_model: z.tsv}\nstages: {drugs: {enabled: false}}\n")
+    items = {it.name: it for it in plan(load_config(cfg))}
+    assert items["plier"].action == "skip" and "lv_model given" in items["plier"].reason
+    assert items["spredixcan"].reason == "needs inputs gwas, models, covariances"
+    assert "needs inputs smultixcan" in items["gls"].reason
+    assert items["drugs"].reason.startswith("disabled")
+
+
+def test_example_runs_every_stage_then_reuses_all(example):
+    cfg_path, rows = example
+    assert set(_actions(rows).values()) == {"run"} and len(rows) == 7
+    out = load_config(cfg_path).out
+    for r in rows:
+        doc = json.loads((out / r["stage"] / "stage.json").read_text())
+        assert doc["status"] == "complete" and doc["seconds"] > 0 and doc["peak_rss_mib"] > 0
+        assert (out / "logs" / f"{r['stage']}.log").exists()
+    gls = pd.read_parquet(out / "gls" / "gls.parquet")
+    assert {"lv", "trait", "pvalue_onesided", "fdr"} <= set(gls.columns) and len(gls) == 30 * 120
+    t0 = time.perf_counter()
+    again = run(load_config(cfg_path))
+    assert set(_actions(again).values()) == {"reuse"}
+    assert time.perf_counter() - t0 < 10
+
+
+def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_path):
+    cfg_path, _ = example
+    d = tmp_path / "copy"
+    shutil.copytree(cfg_path.parent, d, symlinks=True)
+    text = (d / "config.yaml").read_text()
+    (d / "config.yaml").write_text(text.replace("gls: {mode: submatrix}",
+                                                "gls: {mode: submatrix, predictor: continuous}"))
+    items = plan(load_config(d / "config.yaml"))
+    assert {it.name for it in items if it.action == "run"} == {"gls", "cluster"}
+    assert "parameters changed (predictor)" in next(i for i in items if i.name == "gls").reason
+    (d / "config.yaml").write_text(text)
+    with open(d / "world" / "pathways.gmt", "a") as fh:  # touch one input: the priors
+        fh.write("EXTRA_SET\tna\tSG00001\tSG00002\tSG00003\n")
+    items = plan(load_config(d / "config.yaml"))
+    assert {it.name for it in items if it.action == "run"} == {"plier", "gls", "cluster",
+                                                               "drugs"}
+    assert next(i for i in items if i.name == "plier").reason == "an input file changed"
+    rows = run(load_config(d / "config.yaml"), until="plier")
+    assert _actions(rows) == {"spredixcan": "reuse", "smultixcan": "reuse",
+                              "gene_corr": "reuse", "plier": "run", "gls": "skip",
+                              "cluster": "skip", "drugs": "skip"}
+
+
+def _three_trait_config(example, d: Path) -> Path:
+    cfg_path, _ = example
+    world = cfg_path.parent / "world"
+    g = d / "gwas"
+    g.mkdir(parents=True)
+    src = next((world / "twas" / "gwas").glob("*.tsv.gz"))
+    for name in ("traitA", "traitB", "traitC", "traitD"):
+        shutil.copy(src, g / f"{name}.tsv.gz")
+    text = (cfg_path.parent / "config.yaml").read_text().replace("world/", f"{world}/")
+    text = text.replace(f"folder: {world}/twas/gwas", f"folder: {g}")
+    cfg = d / "config.yaml"
+    cfg.write_text(text.replace("out: results/", f"out: {d / 'results'}/"))
+    return cfg
+
+
+def test_sigkill_mid_stage_resumes_keeping_finished_chunks(example, tmp_path):
+    cfg = _three_trait_config(example, tmp_path / "killed")
+    env = dict(os.environ, GPU_ENGINE_BACKEND="cpu")
+    cmd = [sys.executable, "-m", "gpu_engine", "run", str(cfg), "--until", "smultixcan",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    partial = tmp_path / "killed" / "results" / ".partial" / "smultixcan"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (partial / "traitA").is_dir():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {proc.stderr.read()}")
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = tmp_path / "killed" / "results"
+    assert not (out / "smultixcan").exists()  # never a stage folder that looks complete
+    done_before = sorted(p.name for p in partial.iterdir() if p.is_dir())
+    assert "traitA" in done_before and len(done_before) < 4
+    stamp = (partial / "traitA" / "traitA-smultixcan.txt").stat().st_mtime_ns
+    rows = run(load_config(cfg), until="smultixcan")
+    assert _actions(rows)["spredixcan"] == "reuse" and _actions(rows)["smultixcan"] == "run"
+    assert (out / "smultixcan" / "traitA" / "traitA-smultixcan.txt").stat().st_mtime_ns == stamp
+    assert "done in an earlier run, kept" in (out / "logs" / "smultixcan.log").read_text()
+    # the same outputs as an uninterrupted run
+    ref = _three_trait_config(example, tmp_path / "clean")
+    run(load_config(ref), until="smultixcan")
+    for t in ("traitA", "traitB", "traitC", "traitD"):
+        a = pd.read_csv(out / "smultixcan" / t / f"{t}-smultixcan.txt", sep="\t")
+        b = pd.read_csv(tmp_path / "clean" / "results" / "smultixcan" / t /
+                        f"{t}-smultixcan.txt", sep="\t")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_dry_run_and_unknown_stage(example):
+    cfg_path, _ = example
+    res = CliRunner().invoke(cli, ["run", str(cfg_path), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "plan" in res.output and "reuse" in res.output
+    res = CliRunner().invoke(cli, ["run", str(cfg_path), "--force", "glss"])
+    assert res.exit_code == 1 and "unknown stage 'glss'" in res.output
+    res = CliRunner().invoke(cli, ["run"])
+    assert res.exit_code == 2 and "--example" in res.output
