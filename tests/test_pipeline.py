@@ -166,3 +166,46 @@ def test_cli_dry_run_and_unknown_stage(example):
     assert res.exit_code == 1 and "unknown stage 'glss'" in res.output
     res = CliRunner().invoke(cli, ["run"])
     assert res.exit_code == 2 and "--example" in res.output
+
+
+def test_report_numbers_equal_the_stage_outputs(example):
+    import re
+
+    cfg_path, _ = example
+    out = load_config(cfg_path).out
+    html = (out / "report.html").read_text()
+    got = dict(re.findall(r'data-check="([^"]+)" data-value="([^"]+)"', html))
+    gls = pd.read_parquet(out / "gls" / "gls.parquet")
+    labels = pd.read_parquet(out / "cluster" / "labels.parquet")
+    auc = {s: json.loads((out / "drugs" / s / "evaluation" / "result.json").read_text())[
+        "fields"]["auc"] for s in ("gene", "module")}
+    z = pd.read_parquet(out / "plier" / "model" / "Z.parquet")
+    want = {"run.stages_complete": 7, "gls.pairs": len(gls),
+            "gls.significant": int((gls["fdr"] < 0.05).sum()),
+            "gls.traits_hit": gls.loc[gls["fdr"] < 0.05, "trait"].nunique(),
+            "cluster.traits": len(labels), "cluster.clusters": labels["cluster"].nunique(),
+            "plier.k": z.shape[1] - ("gene" in z.columns), "twas.traits": 120,
+            "inputs.tissues": 5}
+    for k, v in want.items():
+        assert int(got[k]) == v, k
+    for s, v in auc.items():
+        assert abs(float(got[f"drugs.{s}.auc"]) - v) < 1e-4
+    assert "<script src=" not in html and "http://" not in html and "https://" not in html
+    for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs"):
+        assert f'<section id="{sec}">' in html
+    assert "could not be drawn" not in html
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_report_renders_in_headless_chromium_without_console_errors(example):
+    cfg_path, _ = example
+    report = load_config(cfg_path).out / "report.html"
+    res = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                          "--enable-logging=stderr", "--v=0", "--dump-dom",
+                          report.resolve().as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
+    assert not console, console
+    for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs"):
+        assert f'id="{sec}"' in res.stdout

@@ -293,6 +293,9 @@ def run(cfg: Config, *, force=(), from_stage=None, until=None, dry_run: bool = F
     (cfg.out / "run.json").write_text(json.dumps({
         "engine_version": __version__, "finished": _now(), "stages": rows}, indent=1,
         default=str))
+    from ..report import write_report
+
+    write_report(cfg.out, cfg, rows)
     return rows
 
 
