@@ -209,3 +209,25 @@ def test_report_renders_in_headless_chromium_without_console_errors(example):
     assert not console, console
     for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs"):
         assert f'id="{sec}"' in res.stdout
+
+
+def test_scheduler_local_equals_the_in_process_run(example, tmp_path):
+    pytest.importorskip("distributed")
+    cfg_path, _ = example
+    world = cfg_path.parent / "world"
+    text = (cfg_path.parent / "config.yaml").read_text().replace("world/", f"{world}/")
+    text = text.replace("scheduler: null", "scheduler: local").replace(
+        "out: results/", f"out: {tmp_path / 'results'}/")
+    (tmp_path / "config.yaml").write_text(text)
+    rows = run(load_config(tmp_path / "config.yaml"), until="gls")
+    assert all(r["action"] == "run" for r in rows if r["stage"] != "cluster"
+               and r["stage"] != "drugs")
+    ref = load_config(cfg_path).out
+    for f in ("gls/gls.parquet",):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results" / f),
+                                      pd.read_parquet(ref / f), rtol=1e-12, atol=1e-14)
+    for sub in ("smultixcan/trait_0001/trait_0001-smultixcan.txt",
+                "spredixcan/trait_0001/Adrenal_Gland.csv"):
+        a = pd.read_csv(tmp_path / "results" / sub, sep=None, engine="python")
+        b = pd.read_csv(ref / sub, sep=None, engine="python")
+        pd.testing.assert_frame_equal(a, b, rtol=1e-12, atol=1e-14)

@@ -11,6 +11,7 @@ through ``ctx.chunk``: a run killed in the middle resumes without redoing finish
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,16 +111,27 @@ def run_spredixcan(ctx: StageContext) -> dict:
     snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
     cols = GwasColumns(**cfg.inputs.gwas.columns)
     traits = _gwas_files(cfg)
+    timing = {"parse_s": 0.0, "compute_s": 0.0, "write_s": 0.0, "computed_traits": 0}
     for trait, path in traits.items():
         with ctx.chunk(trait) as tmp:
             if tmp is None:
                 continue
+            t0 = time.perf_counter()
             gwas = read_gwas(path, cols, snps=snps)
+            t1 = time.perf_counter()
             res, report = spredixcan_tissues(models, covs, gwas, backend=ctx.backend,
                                              client=ctx.client)
+            t2 = time.perf_counter()
             for t, r in res.items():
                 write_spredixcan(r, tmp / f"{t}.csv")
             write_table(report.assign(trait=trait), tmp / "report.tsv")
+            timing["parse_s"] += t1 - t0
+            timing["compute_s"] += t2 - t1
+            timing["write_s"] += time.perf_counter() - t2
+            timing["computed_traits"] += 1
+    log.info("S-PrediXcan: %d traits computed; GWAS parsing %.1f s, S-PrediXcan %.1f s, "
+             "writing %.1f s", timing["computed_traits"], timing["parse_s"],
+             timing["compute_s"], timing["write_s"])
     z = {}
     for trait in traits:
         for f in sorted((ctx.out / trait).glob("*.csv")):
@@ -130,7 +142,7 @@ def run_spredixcan(ctx: StageContext) -> dict:
     for t, cols_ in z.items():
         with atomic_path(ctx.out / "z" / f"{t}.parquet") as tmp:
             pd.DataFrame(cols_).rename_axis("gene").to_parquet(tmp)
-    return {"traits": len(traits), "tissues": len(models)}
+    return {"traits": len(traits), "tissues": len(models)} | timing
 
 
 def run_smultixcan(ctx: StageContext) -> dict:
