@@ -55,7 +55,8 @@ document.querySelectorAll('table.sortable th').forEach(function(th){
 
 SECTIONS = [("run", "The run"), ("inputs", "Inputs"), ("twas", "TWAS"),
             ("modules", "Gene modules"), ("association", "LV–trait association"),
-            ("clusters", "Trait clusters"), ("drugs", "Drug repurposing")]
+            ("clusters", "Trait clusters"), ("drugs", "Drug repurposing"),
+            ("decode", "Regulators (DEcode)")]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -393,6 +394,37 @@ def _drugs_section(out: Path) -> str:
     return html_
 
 
+def _decode_section(out: Path) -> str:
+    d = _stage(out, "decode")
+    if d is None:
+        return '<p class="note">DEcode did not run</p>'
+    c = d.get("counts", {})
+    html_ = (_kpi("genes", c.get("genes", 0)) + _kpi("regulators", c.get("regulators", 0))
+             + _kpi("mean test Spearman (tissue fold changes)",
+                    round(float(c.get("test_spearman", float("nan"))), 4),
+                    "decode.test_spearman"))
+    if "regulators_associated" in c:
+        html_ += _kpi("regulators whose DeepLIFT follows their own expression (FDR < 5 %)",
+                      c["regulators_associated"], "decode.associated")
+    att = out / "decode" / "attribution"
+    html_ += _img_file(att / "top_regulators.png", "top regulators")
+    imp = att / "importance.parquet"
+    if imp.exists():
+        html_ += "<h3>Regulators by collective DeepLIFT importance</h3>" + _table(
+            pd.read_parquet(imp), "decode/attribution/importance.parquet", max_rows=20)
+    mods = out / "decode" / "modules" / "regulators.parquet"
+    if mods.exists():
+        r = pd.read_parquet(mods)
+        top = r[r["rank"] <= 3][["column", "regulator", "rank", "score", "perm_p"]
+                                + [x for x in ("binding_fdr",) if x in r.columns]]
+        html_ += "<h3>Each LV's top regulators</h3>" + _table(
+            top, "decode/modules/regulators.parquet", max_rows=60)
+    elif "module_genes_with_maps" in c:
+        html_ += (f'<p class="note">modules not explained: {c["module_genes_with_maps"]} '
+                  "genes of the LV model have binding maps</p>")
+    return html_
+
+
 def write_report(out: str | Path, cfg=None, rows: list[dict] | None = None, *,
                  title: str | None = None) -> Path:
     """Write ``out/report.html`` from the stage folders under ``out`` (atomically)."""
@@ -405,7 +437,8 @@ def write_report(out: str | Path, cfg=None, rows: list[dict] | None = None, *,
               "twas": lambda: _twas_section(out, cfg), "modules": lambda: _modules_section(out,
                                                                                          cfg),
               "association": lambda: _association_section(out),
-              "clusters": lambda: _clusters_section(out), "drugs": lambda: _drugs_section(out)}
+              "clusters": lambda: _clusters_section(out), "drugs": lambda: _drugs_section(out),
+              "decode": lambda: _decode_section(out)}
     for key, name in SECTIONS:
         try:
             content = makers[key]()

@@ -104,6 +104,13 @@ class DrugsInput(_Strict):
         "a folder of per-tissue genes × traits z matrices; default: the spredixcan stage's"))
 
 
+class DecodeInput(_Strict):
+    binding: InputPath = Field(description="binding-map folder (`gpu-engine decode features`)")
+    expression: InputPath = Field(description="genes × tissues log2(TPM + 0.25)")
+    splits: InputPath | None = None
+    regulator_expression: InputPath | None = None
+
+
 class Inputs(_Strict):
     gwas: GwasInput | None = None
     models: ModelsInput | None = None
@@ -117,6 +124,7 @@ class Inputs(_Strict):
     lv_model: InputPath | None = None
     lv_l2: float | None = Field(None, ge=0)
     drugs: DrugsInput | None = None
+    decode: DecodeInput | None = None
 
 
 class _Stage(_Strict):
@@ -171,6 +179,18 @@ class DrugsStage(_Stage):
     seed: int = 0
 
 
+class DecodeStage(_Stage):
+    restarts: int = Field(10, ge=1)
+    epochs: int = Field(100, ge=1)
+    patience: int = Field(10, ge=1)
+    min_genes: int = Field(30, ge=0)
+    seed: int = 0
+    explain_modules: bool = Field(True, description=(
+        "also rank, per LV of the run's model, the regulators whose binding predicts it"))
+    module_restarts: int = Field(3, ge=1)
+    permutations: int = Field(1, ge=0)
+
+
 class Stages(_Strict):
     spredixcan: SPrediXcanStage = SPrediXcanStage()
     smultixcan: SMultiXcanStage = SMultiXcanStage()
@@ -179,6 +199,7 @@ class Stages(_Strict):
     gls: GLSStage = GLSStage()
     cluster: ClusterStage = ClusterStage()
     drugs: DrugsStage = DrugsStage()
+    decode: DecodeStage = DecodeStage()
 
 
 class Report(_Strict):

@@ -1,5 +1,7 @@
-"""``gpu-engine run --example small|medium``: a synthetic world (:mod:`gpu_engine.datasets`)
-and the config that runs every stage on it, written side by side into one folder."""
+"""``gpu-engine run --example small|medium``: a synthetic world (:mod:`gpu_engine.datasets`),
+a planted-regulator world for DEcode, and the config that runs every stage on them, written
+side by side into one folder (the DEcode stage is skipped, with its reason, without
+torch)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,11 @@ inputs:
     gold_standard: world/drugs/gold_standard.tsv
     trait_disease: world/trait_disease.tsv
     spredixcan: world/spredixcan
+  decode:                   # a planted-regulator world (its genes are not the world's)
+    binding: decode_world/binding
+    expression: decode_world/expression.parquet
+    splits: decode_world/splits.parquet
+    regulator_expression: decode_world/regulator_expression.parquet
 stages:
   smultixcan: {{cutoff_condition_number: 30}}
   gene_corr: {{within_mb: 5}}
@@ -33,6 +40,7 @@ stages:
   gls: {{mode: submatrix}}
   cluster: {{families: [kmeans, gmm, agglomerative, dbscan], k_max: {k_max}}}
   drugs: {{spaces: [gene, module], n_permutations: 200}}
+  decode: {{restarts: 2, epochs: 30, patience: 8}}
 report: {{title: "Synthetic world ({scale}, seed {seed})"}}
 """
 
@@ -46,6 +54,12 @@ def write_example(folder: str | Path, *, scale: str = "small", seed: int = 0,
     world = folder / "world"
     if not (world / "world.json").exists() or overwrite:
         generate_world(world, scale=scale, seed=seed, overwrite=True)
+    dw = folder / "decode_world"
+    if not (dw / "truth" / "world.json").exists() or overwrite:
+        from ..datasets.decode_world import generate_decode_world
+
+        generate_decode_world(dw, n_genes=1200 if scale == "small" else 3000,
+                              n_tissues=12 if scale == "small" else 24, seed=seed + 3)
     w = World(world)
     traits = w.truth("traits")
     k_clusters = int(traits.loc[~traits["is_null"], "cluster"].nunique())

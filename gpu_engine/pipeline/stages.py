@@ -321,6 +321,60 @@ def run_drugs(ctx: StageContext) -> dict:
     return out
 
 
+def run_decode(ctx: StageContext) -> dict:
+    """DEcode (``model/``, ``attribution/``, ``association.parquet`` with the regulators'
+    expression; ``modules/`` — each LV explained by its regulators — with
+    ``explain_modules``)."""
+    from ..decode import data as D
+    from ..decode.explain import explain_modules
+    from ..decode.features import BindingMaps
+    from ..decode.model import DEcode
+    from ..io import read_matrix, read_table, write_table
+
+    cfg, p, d = ctx.cfg, ctx.cfg.stages.decode, ctx.cfg.inputs.decode
+    maps = BindingMaps.read(d.binding)
+    T = D.tissue_targets(read_matrix(d.expression, what="DEcode expression", allow_nan=True))
+    splits = (read_table(d.splits, what="DEcode splits") if d.splits is not None
+              else D.chromosome_split(maps.genes, seed=p.seed))
+    dev = "cuda" if str(ctx.backend) in ("gpu", "rapids") else None
+    m = DEcode(restarts=p.restarts, epochs=p.epochs, patience=p.patience,
+               min_genes=p.min_genes, random_state=p.seed, device=dev).fit(maps, T, splits)
+    m.save(ctx.out / "model")
+    att = m.attribute(maps)
+    att.save(ctx.out / "attribution")
+    out = {"genes": len(m.split_), "regulators": int(m.report_["regulators_kept"]),
+           "test_spearman": float(m.evaluation_.set_index("output").loc[
+               "mean_fold_change", "spearman"])}
+    if d.regulator_expression is not None:
+        a = att.association(read_matrix(d.regulator_expression, what="regulator expression"))
+        write_table(a, ctx.out / "association.parquet")
+        out["regulators_associated"] = int(a["significant"].sum())
+    if p.explain_modules and ("plier" in ctx.upstream or cfg.inputs.lv_model is not None):
+        Z = _lv_model(ctx).Z
+        shared = int(Z.index.isin(set(maps.genes["gene"])).sum())
+        out["module_genes_with_maps"] = shared
+        if shared < 100:
+            log.warning("DEcode: only %d genes of the LV model have binding maps (are the "
+                        "gene ids of the same kind?); the modules are not explained", shared)
+            return out
+        ex = explain_modules(maps, Z, splits, permutations=p.permutations,
+                             restarts=p.module_restarts, epochs=p.epochs, patience=p.patience,
+                             min_genes=p.min_genes, random_state=p.seed, device=dev)
+        ex.save(ctx.out / "modules")
+        out["modules_explained"] = len(ex.columns)
+    return out
+
+
+def _decode_requires(cfg: Config) -> str | None:
+    if cfg.inputs.decode is None:
+        return "needs inputs decode (binding maps and tissue expression)"
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "needs torch (pip install 'gpu-engine[dl]')"
+    return None
+
+
 # ------------------------------------------------------------------------- registry
 def _files(*getters):
     def f(cfg: Config):
@@ -421,4 +475,11 @@ STAGES: list[Stage] = [
           params=lambda c: _stage_params(c, "drugs"),
           requires=lambda c: _lv_requires(c) or (None if c.inputs.drugs else
                                                  "needs inputs drugs")),
+    Stage("decode", "DEcode", run_decode,
+          needs=lambda c: (_lv_needs(c) if c.stages.decode.explain_modules
+                           and _lv_requires(c) is None else []),
+          files=_files(lambda c: c.inputs.decode and [
+              c.inputs.decode.binding, c.inputs.decode.expression, c.inputs.decode.splits,
+              c.inputs.decode.regulator_expression], lambda c: c.inputs.lv_model),
+          params=lambda c: _stage_params(c, "decode"), requires=_decode_requires),
 ]
