@@ -160,6 +160,8 @@ class GLSStage(_Stage):
     mode: Literal["submatrix", "full"] = "submatrix"
     predictor: Literal["binary", "continuous"] = "binary"
     null_calibration: NullCalibration | None = None
+    trait_chunk: int = Field(200, ge=1, description=(
+        "traits per checkpoint; the results do not depend on it (FDR pooled at the end)"))
 
 
 class ClusterStage(_Stage):

@@ -243,8 +243,18 @@ def run_gls(ctx: StageContext) -> dict:
     gc_path = ctx.upstream["gene_corr"] / "gene_corr" if "gene_corr" in ctx.upstream else \
         cfg.inputs.gene_corr
     R = read_gene_corr(gc_path)
-    res = associate(model.Z, smx.pvalue, R, mode=p.mode, predictor=p.predictor,
-                    backend=ctx.backend, client=ctx.client)
+    traits = list(smx.pvalue.columns)
+    parts = []
+    for k in range(0, len(traits), p.trait_chunk):  # one checkpoint per chunk of traits
+        name = f"chunk_{k // p.trait_chunk:05d}"
+        with ctx.chunk(name) as tmp:
+            if tmp is not None:
+                part = associate(model.Z, smx.pvalue[traits[k:k + p.trait_chunk]], R,
+                                 mode=p.mode, predictor=p.predictor, backend=ctx.backend,
+                                 client=ctx.client)
+                pd.DataFrame(part).to_parquet(tmp / "gls.parquet")
+        parts.append(pd.read_parquet(ctx.out / name / "gls.parquet"))
+    res = _pooled_gls(parts, list(model.Z.columns), traits)
     res.save(ctx.out / "gls.parquet")
     out = {"lvs": int(model.Z.shape[1]), "traits": len(smx.traits),
            "significant_fdr_0.05": int((res["fdr"] < 0.05).sum())}
@@ -254,6 +264,20 @@ def run_gls(ctx: StageContext) -> dict:
                                backend=ctx.backend, client=ctx.client)
         cal.save(ctx.out / "null")
     return out
+
+
+def _pooled_gls(parts: list, lvs: list, traits: list):
+    """The chunks' tables as one :func:`~gpu_engine.gls.associate` result: rows in its order
+    (LVs in model order, then traits in input order) and BH FDR over all pairs."""
+    from ..gls.association import GLSResults
+    from ..stats import fdr_bh
+
+    t = pd.concat([x.astype({"lv": str, "trait": str}) for x in parts], ignore_index=True)
+    t["lv"] = pd.Categorical(t["lv"], categories=lvs)
+    t["trait"] = pd.Categorical(t["trait"], categories=traits)
+    t = t.sort_values(["lv", "trait"], kind="stable").reset_index(drop=True)
+    t["fdr"] = fdr_bh(t["pvalue_onesided"].to_numpy())
+    return GLSResults(t)
 
 
 def run_cluster(ctx: StageContext) -> dict:
