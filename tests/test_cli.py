@@ -14,7 +14,7 @@ from gpu_engine.cli.main import cli
 from .conftest import HAS_CUPY, HAS_GPU
 
 COMMANDS = ["info", "world", "demo", "bench", "gls", "gls-null", "lv", "lv genes", "lv enrich",
-            "decode", "decode fit", "decode ko",
+            "decode", "decode fit", "decode ko", "run",
             "lv context"]
 
 

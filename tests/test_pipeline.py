@@ -264,3 +264,13 @@ def test_gls_trait_chunks_pool_to_the_single_call(example):
     pooled = pd.DataFrame(_pooled_gls(parts, list(Z.columns), traits))
     pd.testing.assert_frame_equal(pooled.astype({"lv": str, "trait": str}),
                                   whole.astype({"lv": str, "trait": str}), rtol=1e-12)
+
+
+def test_cli_example_until(tmp_path):
+    res = CliRunner().invoke(cli, ["--backend", "cpu", "run", "--example", "small", "--dir",
+                                   str(tmp_path / "ex"), "--until", "spredixcan"])
+    assert res.exit_code == 0, res.output
+    assert "1 stage(s) run, 0 reused, 7 skipped" in res.output
+    assert (tmp_path / "ex" / "config.yaml").exists()
+    assert (tmp_path / "ex" / "results" / "spredixcan" / "stage.json").exists()
+    assert (tmp_path / "ex" / "results" / "report.html").exists()

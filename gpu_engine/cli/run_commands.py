@@ -32,12 +32,13 @@ from ._common import progress_enabled as _progress_enabled
 def run_cmd(obj: Obj, config, example, example_dir, seed, dry_run, force, from_stage, until,
             quiet) -> None:
     """Run every stage the config's inputs allow — S-PrediXcan, S-MultiXcan, gene
-    correlations, PLIER, GLS, trait clusters, drugs — each into OUT/<stage>/ with a
+    correlations, PLIER, GLS, trait clusters, drugs, DEcode — each into OUT/<stage>/ with a
     stage.json (parameters, input fingerprints, times, memory, counts) and a log in
     OUT/logs/. A stage whose parameters and inputs are unchanged is reused; a changed one
     re-runs with everything downstream; a killed run resumes where it stopped (chunked stages
     keep their finished traits). The config is checked before anything runs, and every
-    mistake is reported at once.
+    mistake is reported at once. OUT/report.html (self-contained) summarises the run. Every
+    config key: docs/pipeline.md.
 
     \b
       gpu-engine run --example small            a synthetic world, every stage
