@@ -104,8 +104,9 @@ def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_pat
     d = tmp_path / "copy"
     shutil.copytree(cfg_path.parent, d, symlinks=True)
     text = (d / "config.yaml").read_text()
-    (d / "config.yaml").write_text(text.replace("gls: {mode: submatrix}",
-                                                "gls: {mode: submatrix, predictor: continuous}"))
+    (d / "config.yaml").write_text(text.replace(
+        "gls: {mode: submatrix, conditional: true}",
+        "gls: {mode: submatrix, conditional: true, predictor: continuous}"))
     items = plan(load_config(d / "config.yaml"))
     assert {it.name for it in items if it.action == "run"} == {"gls", "cluster"}
     assert "parameters changed (predictor)" in next(i for i in items if i.name == "gls").reason

@@ -146,19 +146,21 @@ def _print_checks(con, table) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.pass_obj
 def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
-    """Generate a small synthetic world, run every pipeline stage, score each against the
-    planted truth, and print a summary table.
+    """`gpu-engine run --example` plus scoring: write a synthetic world, a planted-regulator
+    world and their config into --out, run every stage (results/, with report.html), score
+    each stage's outputs against the planted truth, and print a summary table.
 
     \b
-    Stages: world (generation + planted-structure checks), twas (S-PrediXcan /
-    S-MultiXcan from a GWAS, gene correlations), plier (pathways and modules recovered),
-    gls (module–trait association: power, false discoveries, null type-I error), cluster
-    (consensus vs planted trait clusters, driving LVs), drugs (gene- and module-based AUC /
-    AP on the gold standard), ccc (co-expression of same-module genes, parity with
-    ccc-coef), expression (elastic net and CNN → S-PrediXcan), decode (planted regulators
-    found by DeepLIFT and knock-outs, modules explained by their regulators; needs torch).
+    Scored: world (planted structure), twas (S-MultiXcan AUC for planted genes, calibration,
+    gene correlations vs the pair-by-pair definition), plier (pathways and modules
+    recovered), gls (power, false discoveries, null type-I error, marginal and conditional;
+    prioritization), cluster (consensus vs planted trait clusters, driving LVs), drugs
+    (gene- and module-space AUC / AP on the gold standard), decode (planted regulators
+    found by DeepLIFT and knock-outs, modules explained; needs torch). Not run stages yet,
+    computed by the demo itself: ccc (co-expression of same-module genes, parity with
+    ccc-coef) and expression (elastic net and CNN → S-PrediXcan).
 
-    
+    \b
     Example:
       gpu-engine demo --out gpu_engine_demo
     """

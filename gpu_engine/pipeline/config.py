@@ -160,6 +160,9 @@ class GLSStage(_Stage):
     mode: Literal["submatrix", "full"] = "submatrix"
     predictor: Literal["binary", "continuous"] = "binary"
     null_calibration: NullCalibration | None = None
+    conditional: bool = Field(False, description=(
+        "also test each LV given the trait's other significant LVs (forward selection, "
+        "continuous conditioning columns): gls_conditional.parquet"))
     trait_chunk: int = Field(200, ge=1, description=(
         "traits per checkpoint; the results do not depend on it (FDR pooled at the end)"))
 

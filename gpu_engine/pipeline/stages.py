@@ -232,8 +232,8 @@ def _smultixcan_folders(ctx: StageContext) -> list[Path]:
 
 
 def run_gls(ctx: StageContext) -> dict:
-    """PhenoPLIER's GLS of every LV with every trait (``gls.parquet``; with
-    ``null_calibration`` also ``null/``)."""
+    """PhenoPLIER's GLS of every LV with every trait (``gls.parquet``; with ``conditional``
+    also ``gls_conditional.parquet``; with ``null_calibration`` also ``null/``)."""
     from ..gls import associate, null_calibration, read_smultixcan
     from ..twas.gene_corr import read_gene_corr
 
@@ -256,6 +256,11 @@ def run_gls(ctx: StageContext) -> dict:
         parts.append(pd.read_parquet(ctx.out / name / "gls.parquet"))
     res = _pooled_gls(parts, list(model.Z.columns), traits)
     res.save(ctx.out / "gls.parquet")
+    if p.conditional:  # one call: the conditioning LVs are those significant over all pairs
+        cond = associate(model.Z, smx.pvalue, R, mode=p.mode, predictor=p.predictor,
+                         condition_on="significant", condition_predictor="continuous",
+                         backend=ctx.backend, client=ctx.client)
+        cond.save(ctx.out / "gls_conditional.parquet")
     out = {"lvs": int(model.Z.shape[1]), "traits": len(smx.traits),
            "significant_fdr_0.05": int((res["fdr"] < 0.05).sum())}
     if p.null_calibration is not None:
