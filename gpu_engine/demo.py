@@ -137,10 +137,10 @@ def score_gls(ctx: DemoContext) -> list[dict]:
     matched LV (r ≥ 0.7). Power: planted (module, trait) effects found at FDR < 0.05.
     False-discovery proportion: raw, and unexplained (an LV sharing none of its top-50 genes
     with a planted module of the trait), marginal and conditional (forward selection). Null
-    type-I error among the null traits. Prioritization: per trait, the AUC of the module gene
-    score for the genes of its planted modules, against the TWAS p alone."""
-    from .gls import read_smultixcan
-    from .lv_analysis import gene_scores, prioritization_auc
+    type-I error among the null traits. Prioritization: per trait, the AUC of the run's
+    module gene score (the lv_genes stage) for the genes of its planted modules, against the
+    TWAS p alone."""
+    from .lv_analysis import prioritization_auc
 
     w = ctx.world
     model = _plier(ctx)
@@ -192,9 +192,7 @@ def score_gls(ctx: DemoContext) -> list[dict]:
             _row("gls", "conditional: null type-I error at 0.05", c_type1, "0.02–0.09",
                  0.02 <= c_type1 <= 0.09),
         ]
-    smx = read_smultixcan(w.path / "smultixcan")
-    res.index = pd.RangeIndex(len(res))
-    gs = gene_scores(res.astype({"lv": str, "trait": str}), Z, smx.pvalue)
+    gs = pd.read_parquet(ctx.results / "lv_genes" / "gene_scores.parquet")
     members = {m: Zt[m].reindex(Z.index).fillna(0).to_numpy() > 0 for m in Zt.columns}
     auc_mod, auc_twas = [], []
     for trait, blk in gs.groupby("trait", sort=False):

@@ -322,6 +322,14 @@ def _association_section(out: Path) -> str:
                 "LV").isdigit() else "")
         cols += ["top genes", "pathways (FDR < 0.05)"]
     html_ += "<h3>Top LV–trait pairs (FDR < 0.05)</h3>" + _table(sig[cols], "gls/gls.parquet")
+    core = out / "lv_genes" / "core_genes.parquet"
+    if core.exists():
+        c = pd.read_parquet(core)
+        html_ += ("<h3>Core genes of the significant pairs</h3><p>Genes the module implicates "
+                  "but the trait's TWAS alone misses are marked <code>module_only</code>.</p>"
+                  + _kpi("genes the TWAS alone misses (module_only)",
+                         int(c["module_only"].sum()), "lv_genes.module_only")
+                  + _table(c, "lv_genes/core_genes.parquet", max_rows=40))
     null = out / "gls" / "null"
     if null.exists():
         tabs = sorted(null.glob("*.parquet"))

@@ -23,7 +23,7 @@ from gpu_engine.pipeline import ConfigError, load_config, plan, run
 from gpu_engine.pipeline.example import write_example
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # the DEcode stage needs it
-N_STAGES = 8 if HAS_TORCH else 7
+N_STAGES = 9 if HAS_TORCH else 8
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_plan_explains_skips(tmp_path):
 
 def test_example_runs_every_stage_then_reuses_all(example):
     cfg_path, rows = example
-    assert len(rows) == 8 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
+    assert len(rows) == 9 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
     out = load_config(cfg_path).out
     for r in (r for r in rows if r["action"] == "run"):
         doc = json.loads((out / r["stage"] / "stage.json").read_text())
@@ -108,20 +108,21 @@ def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_pat
         "gls: {mode: submatrix, conditional: true}",
         "gls: {mode: submatrix, conditional: true, predictor: continuous}"))
     items = plan(load_config(d / "config.yaml"))
-    assert {it.name for it in items if it.action == "run"} == {"gls", "cluster"}
+    assert {it.name for it in items if it.action == "run"} == {"gls", "lv_genes", "cluster"}
     assert "parameters changed (predictor)" in next(i for i in items if i.name == "gls").reason
     (d / "config.yaml").write_text(text)
     with open(d / "world" / "pathways.gmt", "a") as fh:  # touch one input: the priors
         fh.write("EXTRA_SET\tna\tSG00001\tSG00002\tSG00003\n")
     items = plan(load_config(d / "config.yaml"))
-    assert {it.name for it in items if it.action == "run"} == {"plier", "gls", "cluster",
-                                                               "drugs"} | (
+    assert {it.name for it in items if it.action == "run"} == {"plier", "gls", "lv_genes",
+                                                               "cluster", "drugs"} | (
         {"decode"} if HAS_TORCH else set())
     assert next(i for i in items if i.name == "plier").reason == "an input file changed"
     rows = run(load_config(d / "config.yaml"), until="plier")
     assert _actions(rows) == {"spredixcan": "reuse", "smultixcan": "reuse",
                               "gene_corr": "reuse", "plier": "run", "gls": "skip",
-                              "cluster": "skip", "drugs": "skip", "decode": "skip"}
+                              "lv_genes": "skip", "cluster": "skip", "drugs": "skip",
+                              "decode": "skip"}
 
 
 def _three_trait_config(example, d: Path) -> Path:
@@ -235,7 +236,7 @@ def test_scheduler_local_equals_the_in_process_run(example, tmp_path):
     (tmp_path / "config.yaml").write_text(text)
     rows = run(load_config(tmp_path / "config.yaml"), until="gls")
     assert {r["stage"] for r in rows if r["action"] == "run"} == {
-        "spredixcan", "smultixcan", "gene_corr", "plier", "gls"}
+        "spredixcan", "smultixcan", "gene_corr", "plier", "gls"}  # --until gls
     ref = load_config(cfg_path).out
     for f in ("gls/gls.parquet",):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results" / f),
@@ -271,7 +272,7 @@ def test_cli_example_until(tmp_path):
     res = CliRunner().invoke(cli, ["--backend", "cpu", "run", "--example", "small", "--dir",
                                    str(tmp_path / "ex"), "--until", "spredixcan"])
     assert res.exit_code == 0, res.output
-    assert "1 stage(s) run, 0 reused, 7 skipped" in res.output
+    assert "1 stage(s) run, 0 reused, 8 skipped" in res.output
     assert (tmp_path / "ex" / "config.yaml").exists()
     assert (tmp_path / "ex" / "results" / "spredixcan" / "stage.json").exists()
     assert (tmp_path / "ex" / "results" / "report.html").exists()

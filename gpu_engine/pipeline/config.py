@@ -167,6 +167,11 @@ class GLSStage(_Stage):
         "traits per checkpoint; the results do not depend on it (FDR pooled at the end)"))
 
 
+class LVGenesStage(_Stage):
+    fdr: float = Field(0.05, gt=0, lt=1, description="the significant LV–trait pairs")
+    top_fraction: float = Field(0.01, gt=0, le=1)
+
+
 class ClusterStage(_Stage):
     families: list[Literal["kmeans", "spectral", "gmm", "agglomerative", "dbscan"]] = Field(
         default_factory=lambda: ["kmeans", "gmm", "agglomerative", "dbscan"])
@@ -202,6 +207,7 @@ class Stages(_Strict):
     gene_corr: GeneCorrStage = GeneCorrStage()
     plier: PlierStage = PlierStage()
     gls: GLSStage = GLSStage()
+    lv_genes: LVGenesStage = LVGenesStage()
     cluster: ClusterStage = ClusterStage()
     drugs: DrugsStage = DrugsStage()
     decode: DecodeStage = DecodeStage()

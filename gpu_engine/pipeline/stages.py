@@ -285,6 +285,29 @@ def _pooled_gls(parts: list, lvs: list, traits: list):
     return GLSResults(t)
 
 
+def run_lv_genes(ctx: StageContext) -> dict:
+    """What each significant LV means (``gpu-engine lv genes``): the core genes of every
+    significant LV–trait pair with the trait's own TWAS p (``core_genes.parquet``) and the
+    per-trait module gene scores beside the TWAS ranks (``gene_scores.parquet``)."""
+    from ..gls import read_smultixcan
+    from ..lv_analysis import core_genes, gene_scores
+
+    p = ctx.cfg.stages.lv_genes
+    Z = _lv_model(ctx).Z
+    P = read_smultixcan(_smultixcan_folders(ctx)).pvalue
+    gls = pd.read_parquet(ctx.upstream["gls"] / "gls.parquet").astype({"lv": str,
+                                                                        "trait": str})
+    core = core_genes(gls, Z, P, fdr=p.fdr, top_fraction=p.top_fraction)
+    core.save(ctx.out / "core_genes.parquet")
+    scores = gene_scores(gls, Z, P, fdr=p.fdr)
+    scores.save(ctx.out / "gene_scores.parquet")
+    c = pd.DataFrame(core)
+    return {"pairs": int(c[["lv", "trait"]].drop_duplicates().shape[0]) if len(c) else 0,
+            "core_genes": len(c),
+            "module_only": int(c["module_only"].sum()) if len(c) else 0,
+            "traits_scored": int(pd.DataFrame(scores)["trait"].nunique())}
+
+
 def run_cluster(ctx: StageContext) -> dict:
     """Traits in module space (Z-weighted sums of standardised −log10 p): a clustering
     ensemble, the EAC/SCC consensus and its selection, the driving LVs (``ensemble/``,
@@ -488,6 +511,11 @@ STAGES: list[Stage] = [
                                                        c.inputs.smultixcan and
                                                        c.inputs.smultixcan.pattern},
           requires=_gls_requires),
+    Stage("lv_genes", "core genes and gene scores", run_lv_genes,
+          needs=lambda c: _lv_needs(c) + _smx_needs(c) + ["gls"],
+          files=_files(lambda c: c.inputs.lv_model,
+                       lambda c: c.inputs.smultixcan and c.inputs.smultixcan.folder),
+          params=lambda c: _stage_params(c, "lv_genes"), requires=_gls_requires),
     Stage("cluster", "trait clusters", run_cluster,
           needs=lambda c: _lv_needs(c) + _smx_needs(c) + ["gls"],
           files=_files(lambda c: c.inputs.lv_model,
