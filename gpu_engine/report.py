@@ -56,7 +56,7 @@ document.querySelectorAll('table.sortable th').forEach(function(th){
 SECTIONS = [("run", "The run"), ("inputs", "Inputs"), ("twas", "TWAS"),
             ("modules", "Gene modules"), ("association", "LV–trait association"),
             ("clusters", "Trait clusters"), ("drugs", "Drug repurposing"),
-            ("decode", "Regulators (DEcode)")]
+            ("decode", "Regulators (DEcode)"), ("ccc", "Co-expression (CCC)")]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -433,6 +433,32 @@ def _decode_section(out: Path) -> str:
     return html_
 
 
+def _ccc_section(out: Path) -> str:
+    from .plotting import pyplot
+
+    p = out / "ccc" / "pairs.parquet"
+    if not p.exists():
+        return '<p class="note">CCC did not run (stages.ccc.enabled: false)</p>'
+    t = pd.read_parquet(p)
+    same = t["shared_lvs"] > 0
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(0, max(float(t["ccc"].max()), 1e-6), 40)
+    ax.hist(t.loc[~same, "ccc"], bins=bins, density=True, alpha=0.6, label="no shared LV")
+    ax.hist(t.loc[same, "ccc"], bins=bins, density=True, alpha=0.6,
+            label="among one LV's top genes")
+    ax.set_xlabel("CCC")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    ax.set_title("CCC of gene pairs among the LVs' top genes", fontsize=9)
+    return (_kpi("genes", t["gene_a"].nunique() + 1, None)
+            + _kpi("pairs", len(t), "ccc.pairs")
+            + _kpi("mean CCC, pairs sharing an LV", round(float(t.loc[same, "ccc"].mean()), 4))
+            + _kpi("mean CCC, other pairs", round(float(t.loc[~same, "ccc"].mean()), 4))
+            + _png(fig) + "<h3>Highest CCC pairs</h3>"
+            + _table(t.nlargest(20, "ccc"), "ccc/pairs.parquet"))
+
+
 def write_report(out: str | Path, cfg=None, rows: list[dict] | None = None, *,
                  title: str | None = None) -> Path:
     """Write ``out/report.html`` from the stage folders under ``out`` (atomically)."""
@@ -446,7 +472,7 @@ def write_report(out: str | Path, cfg=None, rows: list[dict] | None = None, *,
                                                                                          cfg),
               "association": lambda: _association_section(out),
               "clusters": lambda: _clusters_section(out), "drugs": lambda: _drugs_section(out),
-              "decode": lambda: _decode_section(out)}
+              "decode": lambda: _decode_section(out), "ccc": lambda: _ccc_section(out)}
     for key, name in SECTIONS:
         try:
             content = makers[key]()

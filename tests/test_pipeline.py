@@ -23,7 +23,7 @@ from gpu_engine.pipeline import ConfigError, load_config, plan, run
 from gpu_engine.pipeline.example import write_example
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # the DEcode stage needs it
-N_STAGES = 9 if HAS_TORCH else 8
+N_STAGES = 10 if HAS_TORCH else 9
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_plan_explains_skips(tmp_path):
 
 def test_example_runs_every_stage_then_reuses_all(example):
     cfg_path, rows = example
-    assert len(rows) == 9 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
+    assert len(rows) == 10 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
     out = load_config(cfg_path).out
     for r in (r for r in rows if r["action"] == "run"):
         doc = json.loads((out / r["stage"] / "stage.json").read_text())
@@ -115,14 +115,14 @@ def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_pat
         fh.write("EXTRA_SET\tna\tSG00001\tSG00002\tSG00003\n")
     items = plan(load_config(d / "config.yaml"))
     assert {it.name for it in items if it.action == "run"} == {"plier", "gls", "lv_genes",
-                                                               "cluster", "drugs"} | (
+                                                               "cluster", "drugs", "ccc"} | (
         {"decode"} if HAS_TORCH else set())
     assert next(i for i in items if i.name == "plier").reason == "an input file changed"
     rows = run(load_config(d / "config.yaml"), until="plier")
     assert _actions(rows) == {"spredixcan": "reuse", "smultixcan": "reuse",
                               "gene_corr": "reuse", "plier": "run", "gls": "skip",
                               "lv_genes": "skip", "cluster": "skip", "drugs": "skip",
-                              "decode": "skip"}
+                              "decode": "skip", "ccc": "skip"}
 
 
 def _three_trait_config(example, d: Path) -> Path:
@@ -207,7 +207,7 @@ def test_report_numbers_equal_the_stage_outputs(example):
         assert abs(float(got[f"drugs.{s}.auc"]) - v) < 1e-4
     assert "<script src=" not in html and "http://" not in html and "https://" not in html
     for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs",
-                "decode"):
+                "decode", "ccc"):
         assert f'<section id="{sec}">' in html
     assert "could not be drawn" not in html
 
@@ -224,7 +224,7 @@ def test_report_renders_in_headless_chromium_without_console_errors(example):
     console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
     assert not console, console
     for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs",
-                "decode"):
+                "decode", "ccc"):
         assert f'id="{sec}"' in res.stdout
 
 
@@ -272,7 +272,7 @@ def test_cli_example_until(tmp_path):
     res = CliRunner().invoke(cli, ["--backend", "cpu", "run", "--example", "small", "--dir",
                                    str(tmp_path / "ex"), "--until", "spredixcan"])
     assert res.exit_code == 0, res.output
-    assert "1 stage(s) run, 0 reused, 8 skipped" in res.output
+    assert "1 stage(s) run, 0 reused, 9 skipped" in res.output
     assert (tmp_path / "ex" / "config.yaml").exists()
     assert (tmp_path / "ex" / "results" / "spredixcan" / "stage.json").exists()
     assert (tmp_path / "ex" / "results" / "report.html").exists()

@@ -201,6 +201,12 @@ class DecodeStage(_Stage):
     permutations: int = Field(1, ge=0)
 
 
+class CCCStage(_Stage):
+    enabled: bool = False
+    lv_top_genes: int = Field(15, ge=2, description="the genes: the union of each LV's top N")
+    max_genes: int = Field(2000, ge=2, description="at most this many genes (by loading)")
+
+
 class Stages(_Strict):
     spredixcan: SPrediXcanStage = SPrediXcanStage()
     smultixcan: SMultiXcanStage = SMultiXcanStage()
@@ -211,6 +217,7 @@ class Stages(_Strict):
     cluster: ClusterStage = ClusterStage()
     drugs: DrugsStage = DrugsStage()
     decode: DecodeStage = DecodeStage()
+    ccc: CCCStage = CCCStage()
 
 
 class Report(_Strict):

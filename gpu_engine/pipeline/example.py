@@ -41,6 +41,7 @@ stages:
   cluster: {{families: [kmeans, gmm, agglomerative, dbscan], k_max: {k_max}}}
   drugs: {{spaces: [gene, module], n_permutations: 200}}
   decode: {{restarts: 2, epochs: 30, patience: 8}}
+  ccc: {{enabled: true, lv_top_genes: 15}}
 report: {{title: "Synthetic world ({scale}, seed {seed})"}}
 """
 

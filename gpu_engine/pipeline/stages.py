@@ -417,6 +417,35 @@ def run_decode(ctx: StageContext) -> dict:
     return out
 
 
+def run_ccc(ctx: StageContext) -> dict:
+    """CCC co-expression among the modules' top genes (the union of each LV's top
+    ``lv_top_genes``, at most ``max_genes``) in the expression compendium: ``pairs.parquet``
+    (gene_a, gene_b, ccc, shared_lvs: how many LVs have both among their top genes) and the
+    mean CCC of pairs that share an LV against those that do not."""
+    from ..ccc import ccc, pair_index
+    from ..io import read_matrix, write_table
+
+    p = ctx.cfg.stages.ccc
+    Z = _lv_model(ctx).Z
+    Y = read_matrix(ctx.cfg.inputs.expression, what="expression")
+    Z = Z.loc[Z.index.intersection(Y.index)]
+    top = {lv: set(Z[lv].nlargest(p.lv_top_genes).index) for lv in Z.columns}
+    best = Z.max(axis=1)
+    genes = sorted(set().union(*top.values()), key=lambda g: -best[g])[:p.max_genes]
+    c = ccc(Y.loc[genes].to_numpy(), backend=ctx.backend, client=ctx.client)
+    ij = pair_index(len(genes), 0, len(c))
+    member = np.array([[g in top[lv] for lv in Z.columns] for g in genes])
+    shared = (member[ij[:, 0]] & member[ij[:, 1]]).sum(axis=1)
+    g = np.asarray(genes, dtype=object)
+    t = pd.DataFrame({"gene_a": g[ij[:, 0]], "gene_b": g[ij[:, 1]], "ccc": c,
+                      "shared_lvs": shared})
+    write_table(t, ctx.out / "pairs.parquet")
+    same = shared > 0
+    return {"genes": len(genes), "pairs": int(len(t)),
+            "mean_ccc_same_lv": float(c[same].mean()) if same.any() else float("nan"),
+            "mean_ccc_other": float(c[~same].mean()) if (~same).any() else float("nan")}
+
+
 def _decode_requires(cfg: Config) -> str | None:
     if cfg.inputs.decode is None:
         return "needs inputs decode (binding maps and tissue expression)"
@@ -539,4 +568,9 @@ STAGES: list[Stage] = [
               c.inputs.decode.binding, c.inputs.decode.expression, c.inputs.decode.splits,
               c.inputs.decode.regulator_expression], lambda c: c.inputs.lv_model),
           params=lambda c: _stage_params(c, "decode"), requires=_decode_requires),
+    Stage("ccc", "CCC co-expression", run_ccc, needs=_lv_needs,
+          files=_files(lambda c: c.inputs.expression, lambda c: c.inputs.lv_model),
+          params=lambda c: _stage_params(c, "ccc"),
+          requires=lambda c: _lv_requires(c) or (None if c.inputs.expression is not None
+                                                 else "needs inputs expression")),
 ]
