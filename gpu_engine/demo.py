@@ -4,9 +4,9 @@ planted truth, summarised.
 The stages themselves are the run's (:mod:`gpu_engine.pipeline`): the demo writes the example
 (a synthetic world, a planted-regulator world and their config) into ``out``, runs it into
 ``out/results/``, and then scores each stage's outputs. Each scorer is ``score(ctx) -> rows``
-(``stage, metric, value, target, ok``), in :data:`SCORES`. One check is not a stage of the
-run yet and computes its own results here: ``expression`` (TWAS stage 1 on a genotype
-world).
+(``stage, metric, value, target, ok``), in :data:`SCORES`. Where a check needs more than
+the run wrote (S-PrediXcan of a GWAS computed from the genotype world, a knock-out, the
+DEcode world's modules, ccc-coef parity), the scorer computes it from the run's outputs.
 """
 
 from __future__ import annotations
@@ -333,27 +333,21 @@ def score_ccc(ctx: DemoContext) -> list[dict]:
     return rows
 
 
-def stage_expression(ctx: DemoContext) -> list[dict]:
-    """TWAS stage 1 on a small genotype → expression world: PredictDB's elastic net (and the
-    dlfa CNN with a reduced protocol when torch is installed) trained, exported as PredictDB
-    databases, then S-PrediXcan of a GWAS computed from the same genotypes for a trait driven
-    by two planted additive genes. Scored: the EN criteria of the spec (additive genes pass
-    the filter, epistatic genes r < 0.1) and the planted trait genes' ranks."""
-    import numpy as np
-
-    from .datasets.expr_world import generate_expr_world
-    from .expression import ElasticNetPredictor, read_plink
+def score_expression(ctx: DemoContext) -> list[dict]:
+    """The run's expression models (TWAS stage 1) on the genotype world: the elastic-net
+    criteria of the spec (additive genes pass the filter, epistatic genes r < 0.1), and the
+    ranks of two planted trait genes when a GWAS computed from the same genotypes (a trait
+    driven by two additive genes) goes through S-PrediXcan with the run's databases — the
+    elastic net's and, with torch, the CNN's (with its median R²_lin)."""
+    from .datasets.expr_world import ExprWorld
+    from .expression import read_plink
     from .twas import read_covariance, read_model_db, spredixcan
 
-    out = ctx.out / "expression"
-    w = generate_expr_world(out / "world", n_samples=400, genes_per_architecture=3,
-                            p_range=(64, 64), seed=ctx.seed,  # one width: 5 CNN packs
-                            architectures=("additive", "epistasis", "null"), overwrite=True)
-    G = read_plink(w.genotypes)
-    E = w.expression()
-    en = ElasticNetPredictor(backend=ctx.backend, seed=ctx.seed).fit(G, E, w.genes)
-    en.write(out / "en.db", out / "en_covariance.txt.gz", tissue="Synthetic")
-    s = en.summary_.merge(w.truth, on="gene")
+    ew = ctx.out / "expr_world"
+    genes = pd.read_csv(ew / "genes.tsv", sep="\t")
+    w = ExprWorld(ew, genes, pd.read_parquet(ew / "truth" / "genes.parquet"))
+    res = ctx.results / "expression_models"
+    s = pd.read_parquet(res / "en" / "summary.parquet").merge(w.truth, on="gene")
     add = s.loc[s["architecture"] == "additive"]
     epi = s.loc[s["architecture"] == "epistasis"]
     trait_genes = list(add.sort_values("rho_avg", ascending=False)["gene"][:2])
@@ -361,57 +355,42 @@ def stage_expression(ctx: DemoContext) -> list[dict]:
     rng = np.random.default_rng(ctx.seed)
     T = gv[trait_genes].sum(1).to_numpy()
     T = T / T.std() + rng.normal(scale=2.0, size=len(T))
+    G = read_plink(w.genotypes)
     X = G.dosages
     Xc, Tc = X - X.mean(0), T - T.mean()
     z = (Xc.T @ Tc) / np.sqrt((Xc * Xc).sum(0) * (Tc @ Tc)) * np.sqrt(len(T))
     gwas = pd.DataFrame({"snp": G.snps["snp"], "zscore": z, "beta": z / np.sqrt(len(T))})
 
-    def ranks(db, cov):
-        m = read_model_db(db)
-        res, _ = spredixcan(m, read_covariance(cov, genes=m.genes), gwas, harmonized=True,
-                            backend=ctx.backend)
-        order = list(res.assign(a=res["zscore"].abs()).sort_values("a", ascending=False)
-                     ["gene"])
-        return [order.index(g) + 1 if g in order else len(w.genes) for g in trait_genes]
+    def ranks(folder):
+        m = read_model_db(folder / "models.db")
+        r, _ = spredixcan(m, read_covariance(folder / "covariance.txt.gz", genes=m.genes),
+                          gwas, harmonized=True, backend=ctx.backend)
+        order = list(r.assign(a=r["zscore"].abs()).sort_values("a", ascending=False)["gene"])
+        return [order.index(g) + 1 if g in order else len(genes) for g in trait_genes]
 
-    r_en = ranks(out / "en.db", out / "en_covariance.txt.gz")
+    r_en = ranks(res / "en")
     rows = [
-        {"stage": "expression", "metric": "EN: additive genes passing the filter",
-         "value": float(add["significant"].mean()), "target": "≥ 0.95",
-         "ok": bool(add["significant"].mean() >= 0.95)},
-        {"stage": "expression", "metric": "EN: mean nested-CV r of epistatic genes",
-         "value": float(epi["rho_avg"].mean()), "target": "< 0.1",
-         "ok": bool(epi["rho_avg"].mean() < 0.1)},
-        {"stage": "expression", "metric": "EN → S-PrediXcan: worst rank of the 2 trait genes",
-         "value": float(max(r_en)), "target": "≤ 2", "ok": max(r_en) <= 2},
+        _row("expression", "EN: additive genes passing the filter", add["significant"].mean(),
+             "≥ 0.95", add["significant"].mean() >= 0.95),
+        _row("expression", "EN: mean nested-CV r of epistatic genes", epi["rho_avg"].mean(),
+             "< 0.1", epi["rho_avg"].mean() < 0.1),
+        _row("expression", "EN → S-PrediXcan: worst rank of the 2 trait genes", max(r_en),
+             "≤ 2", max(r_en) <= 2),
     ]
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        rows.append({"stage": "expression", "metric": "CNN (needs torch: pip install "
-                     "'gpu-engine[dl]')", "value": float("nan"), "target": "skipped",
-                     "ok": True})
+    if not (res / "cnn").exists():
+        rows.append(_row("expression", "CNN (needs torch: pip install 'gpu-engine[dl]')",
+                         float("nan"), "skipped", True))
         return rows
-    from .expression.cnn_predictor import DLFAPredictor
-    from .expression.export import project_models, write_projection
-
-    cnn = DLFAPredictor(restarts=1, top=1, epochs=20, device="cpu").fit(G, E, w.genes)
-    summ = cnn.summary_.assign(test_pearson=cnn.summary_["test_pearson_best"])
-    proj, weights, covs = project_models(cnn.gene_models("best"), cnn.snps_, G, summ)
-    write_projection(out / "cnn.db", out / "cnn_covariance.txt.gz", proj, weights, covs,
-                     w.genes, n_samples=G.n_samples, tissue="Synthetic")
-    r_cnn = ranks(out / "cnn.db", out / "cnn_covariance.txt.gz")
-    lin = proj.merge(w.truth, on="gene")
+    r_cnn = ranks(res / "cnn")
+    lin = pd.read_parquet(res / "cnn" / "projection.parquet").merge(w.truth, on="gene")
     r2_add = float(lin.loc[lin["architecture"] == "additive", "linear_r2"].median())
     rows += [
-        {"stage": "expression", "metric": "CNN → S-PrediXcan: worst rank of the 2 trait genes",
-         "value": float(max(r_cnn)), "target": "≤ 3", "ok": max(r_cnn) <= 3},
-        {"stage": "expression", "metric": "CNN projection: median R²_lin of additive genes",
-         "value": r2_add, "target": "≥ 0.8", "ok": r2_add >= 0.8},
+        _row("expression", "CNN → S-PrediXcan: worst rank of the 2 trait genes", max(r_cnn),
+             "≤ 3", max(r_cnn) <= 3),
+        _row("expression", "CNN projection: median R²_lin of additive genes", r2_add, "≥ 0.8",
+             r2_add >= 0.8),
     ]
     return rows
-
-
 
 
 SCORES: list[tuple[str, Callable[[DemoContext], list[dict]]]] = [
@@ -422,7 +401,7 @@ SCORES: list[tuple[str, Callable[[DemoContext], list[dict]]]] = [
     ("cluster", score_cluster),
     ("drugs", score_drugs),
     ("ccc", score_ccc),
-    ("expression", stage_expression),
+    ("expression", score_expression),
     ("decode", score_decode),
 ]
 

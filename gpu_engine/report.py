@@ -53,7 +53,8 @@ document.querySelectorAll('table.sortable th').forEach(function(th){
     rows.forEach(function(r){b.appendChild(r);});});});
 """
 
-SECTIONS = [("run", "The run"), ("inputs", "Inputs"), ("twas", "TWAS"),
+SECTIONS = [("run", "The run"), ("inputs", "Inputs"),
+            ("expression", "Expression models (TWAS stage 1)"), ("twas", "TWAS"),
             ("modules", "Gene modules"), ("association", "LV–trait association"),
             ("clusters", "Trait clusters"), ("drugs", "Drug repurposing"),
             ("decode", "Regulators (DEcode)"), ("ccc", "Co-expression (CCC)")]
@@ -203,6 +204,26 @@ def _inputs_section(out: Path) -> str:
                           "inputs.gls_traits")
                      + _kpi("genes in the GLS (median over pairs)", int(g["n"].median())))
     return "".join(parts) or '<p class="note">no input summary: the stages did not run</p>'
+
+
+def _expression_section(out: Path) -> str:
+    d = _stage(out, "expression_models")
+    if d is None:
+        return '<p class="note">no expression models were trained in this run</p>'
+    c = d.get("counts", {})
+    s = pd.read_parquet(out / "expression_models" / "en" / "summary.parquet")
+    cols = [x for x in ("gene", "genename", "n_snps_in_window", "n_snps_in_model", "rho_avg",
+                        "zscore_pval", "significant") if x in s.columns]
+    html_ = (_kpi("samples", c.get("samples", 0))
+             + _kpi("genes trained", c.get("genes_trained", 0))
+             + _kpi("genes written (pass the filter)", c.get("genes_written", 0),
+                    "expression.genes_written")
+             + _kpi("median nested-CV ρ", round(float(c.get("median_rho_avg", np.nan)), 4)))
+    if "cnn_median_linear_r2" in c:
+        html_ += _kpi("CNN: median R²_lin of the projection",
+                      round(float(c["cnn_median_linear_r2"]), 4))
+    return html_ + _table(s[cols].sort_values("rho_avg", ascending=False),
+                          "expression_models/en/summary.parquet")
 
 
 def _smx_files(out: Path, cfg) -> dict[str, Path]:
@@ -468,6 +489,7 @@ def write_report(out: str | Path, cfg=None, rows: list[dict] | None = None, *,
     title = title or (cfg.report.title if cfg is not None else "gpu_engine analysis")
     body = []
     makers = {"run": lambda: _run_section(out, cfg, rows), "inputs": lambda: _inputs_section(out),
+              "expression": lambda: _expression_section(out),
               "twas": lambda: _twas_section(out, cfg), "modules": lambda: _modules_section(out,
                                                                                          cfg),
               "association": lambda: _association_section(out),

@@ -23,7 +23,7 @@ from gpu_engine.pipeline import ConfigError, load_config, plan, run
 from gpu_engine.pipeline.example import write_example
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # the DEcode stage needs it
-N_STAGES = 10 if HAS_TORCH else 9
+N_STAGES = 11 if HAS_TORCH else 10
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_plan_explains_skips(tmp_path):
 
 def test_example_runs_every_stage_then_reuses_all(example):
     cfg_path, rows = example
-    assert len(rows) == 10 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
+    assert len(rows) == 11 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
     out = load_config(cfg_path).out
     for r in (r for r in rows if r["action"] == "run"):
         doc = json.loads((out / r["stage"] / "stage.json").read_text())
@@ -119,7 +119,8 @@ def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_pat
         {"decode"} if HAS_TORCH else set())
     assert next(i for i in items if i.name == "plier").reason == "an input file changed"
     rows = run(load_config(d / "config.yaml"), until="plier")
-    assert _actions(rows) == {"spredixcan": "reuse", "smultixcan": "reuse",
+    assert _actions(rows) == {"expression_models": "reuse", "spredixcan": "reuse",
+                              "smultixcan": "reuse",
                               "gene_corr": "reuse", "plier": "run", "gls": "skip",
                               "lv_genes": "skip", "cluster": "skip", "drugs": "skip",
                               "decode": "skip", "ccc": "skip"}
@@ -206,8 +207,8 @@ def test_report_numbers_equal_the_stage_outputs(example):
     for s, v in auc.items():
         assert abs(float(got[f"drugs.{s}.auc"]) - v) < 1e-4
     assert "<script src=" not in html and "http://" not in html and "https://" not in html
-    for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs",
-                "decode", "ccc"):
+    for sec in ("run", "inputs", "expression", "twas", "modules", "association", "clusters",
+                "drugs", "decode", "ccc"):
         assert f'<section id="{sec}">' in html
     assert "could not be drawn" not in html
 
@@ -223,8 +224,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(example):
     assert res.returncode == 0, res.stderr[-2000:]
     console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
     assert not console, console
-    for sec in ("run", "inputs", "twas", "modules", "association", "clusters", "drugs",
-                "decode", "ccc"):
+    for sec in ("run", "inputs", "expression", "twas", "modules", "association", "clusters",
+                "drugs", "decode", "ccc"):
         assert f'id="{sec}"' in res.stdout
 
 
@@ -236,7 +237,8 @@ def test_scheduler_local_equals_the_in_process_run(example, tmp_path):
     (tmp_path / "config.yaml").write_text(text)
     rows = run(load_config(tmp_path / "config.yaml"), until="gls")
     assert {r["stage"] for r in rows if r["action"] == "run"} == {
-        "spredixcan", "smultixcan", "gene_corr", "plier", "gls"}  # --until gls
+        "expression_models", "spredixcan", "smultixcan", "gene_corr", "plier",
+        "gls"}  # --until gls
     ref = load_config(cfg_path).out
     for f in ("gls/gls.parquet",):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results" / f),
@@ -272,7 +274,7 @@ def test_cli_example_until(tmp_path):
     res = CliRunner().invoke(cli, ["--backend", "cpu", "run", "--example", "small", "--dir",
                                    str(tmp_path / "ex"), "--until", "spredixcan"])
     assert res.exit_code == 0, res.output
-    assert "1 stage(s) run, 0 reused, 9 skipped" in res.output
+    assert "2 stage(s) run, 0 reused, 9 skipped" in res.output
     assert (tmp_path / "ex" / "config.yaml").exists()
     assert (tmp_path / "ex" / "results" / "spredixcan" / "stage.json").exists()
     assert (tmp_path / "ex" / "results" / "report.html").exists()

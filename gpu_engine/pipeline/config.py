@@ -49,7 +49,16 @@ def _existing(value: Path, info: ValidationInfo) -> Path:
     return p
 
 
+def _existing_genotypes(value: Path, info: ValidationInfo) -> Path:
+    p = _resolve(value, info)
+    if (info.context or {}).get("check_files", True) and not (
+            p.exists() or p.with_name(p.name + ".bed").exists()):
+        raise ValueError(f"{p} does not exist (nor {p}.bed: a PLINK prefix)")
+    return p
+
+
 InputPath = Annotated[Path, AfterValidator(_existing)]
+GenotypePath = Annotated[Path, AfterValidator(_existing_genotypes)]
 OutPath = Annotated[Path, AfterValidator(_resolve)]
 
 
@@ -111,6 +120,15 @@ class DecodeInput(_Strict):
     regulator_expression: InputPath | None = None
 
 
+class ExpressionModelsInput(_Strict):
+    genotypes: GenotypePath = Field(description=(
+        "PLINK 1 prefix, GTEx-style dosage text or a genotype folder"))
+    expression: InputPath = Field(description="samples × genes expression of one tissue")
+    genes: InputPath = Field(description="gene, chromosome, start, end (genename, gene_type)")
+    covariates: InputPath | None = None
+    tissue: str = "tissue"
+
+
 class Inputs(_Strict):
     gwas: GwasInput | None = None
     models: ModelsInput | None = None
@@ -125,6 +143,7 @@ class Inputs(_Strict):
     lv_l2: float | None = Field(None, ge=0)
     drugs: DrugsInput | None = None
     decode: DecodeInput | None = None
+    expression_models: ExpressionModelsInput | None = None
 
 
 class _Stage(_Strict):
@@ -201,6 +220,17 @@ class DecodeStage(_Stage):
     permutations: int = Field(1, ge=0)
 
 
+class ExpressionModelsStage(_Stage):
+    alpha: float = Field(0.5, gt=0, le=1, description="elastic-net mixing (PredictDB: 0.5)")
+    window: float = Field(1e6, ge=0, description="cis window around the gene (bp)")
+    maf: float = Field(0.01, ge=0, le=0.5)
+    seed: int = 0
+    cnn: bool = Field(False, description="also the dlfa CNN (needs torch), exported as "
+                      "a PredictDB database through its linear projection")
+    cnn_restarts: int = Field(1, ge=1)
+    cnn_epochs: int = Field(20, ge=1)
+
+
 class CCCStage(_Stage):
     enabled: bool = False
     lv_top_genes: int = Field(15, ge=2, description="the genes: the union of each LV's top N")
@@ -218,6 +248,7 @@ class Stages(_Strict):
     drugs: DrugsStage = DrugsStage()
     decode: DecodeStage = DecodeStage()
     ccc: CCCStage = CCCStage()
+    expression_models: ExpressionModelsStage = ExpressionModelsStage()
 
 
 class Report(_Strict):

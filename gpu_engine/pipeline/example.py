@@ -1,5 +1,6 @@
 """``gpu-engine run --example small|medium``: a synthetic world (:mod:`gpu_engine.datasets`),
-a planted-regulator world for DEcode, and the config that runs every stage on them, written
+a planted-regulator world for DEcode, a genotype → expression world for the expression
+models, and the config that runs every stage on them, written
 side by side into one folder (the DEcode stage is skipped, with its reason, without
 torch)."""
 
@@ -33,6 +34,11 @@ inputs:
     expression: decode_world/expression.parquet
     splits: decode_world/splits.parquet
     regulator_expression: decode_world/regulator_expression.parquet
+  expression_models:        # a genotype → expression world (TWAS stage 1)
+    genotypes: expr_world/genotypes
+    expression: expr_world/expression.parquet
+    genes: expr_world/genes.tsv
+    tissue: Synthetic
 stages:
   smultixcan: {{cutoff_condition_number: 30}}
   gene_corr: {{within_mb: 5}}
@@ -42,6 +48,7 @@ stages:
   drugs: {{spaces: [gene, module], n_permutations: 200}}
   decode: {{restarts: 2, epochs: 30, patience: 8}}
   ccc: {{enabled: true, lv_top_genes: 15}}
+  expression_models: {{cnn: {cnn}}}
 report: {{title: "Synthetic world ({scale}, seed {seed})"}}
 """
 
@@ -61,11 +68,24 @@ def write_example(folder: str | Path, *, scale: str = "small", seed: int = 0,
 
         generate_decode_world(dw, n_genes=1200 if scale == "small" else 3000,
                               n_tissues=12 if scale == "small" else 24, seed=seed + 3)
+    ew = folder / "expr_world"
+    if not (ew / "world.json").exists() or overwrite:
+        from ..datasets.expr_world import generate_expr_world
+
+        # one SNP count for every gene (64): the CNN then trains in few packs
+        generate_expr_world(ew, n_samples=400, genes_per_architecture=3, p_range=(64, 64),
+                            seed=seed, architectures=("additive", "epistasis", "null"),
+                            overwrite=True)
+    try:
+        import torch  # noqa: F401
+        cnn = "true"
+    except ImportError:
+        cnn = "false"
     w = World(world)
     traits = w.truth("traits")
     k_clusters = int(traits.loc[~traits["is_null"], "cluster"].nunique())
     cfg = folder / "config.yaml"
     cfg.write_text(EXAMPLE_CONFIG.format(scale=scale, seed=seed, backend=backend,
                                          k=int(w.truth("Z").shape[1]),
-                                         k_max=2 * k_clusters))
+                                         k_max=2 * k_clusters, cnn=cnn))
     return cfg

@@ -446,6 +446,65 @@ def run_ccc(ctx: StageContext) -> dict:
             "mean_ccc_other": float(c[~same].mean()) if (~same).any() else float("nan")}
 
 
+def run_expression_models(ctx: StageContext) -> dict:
+    """TWAS stage 1 (``gpu-engine expression train-en``): PredictDB's elastic net per gene,
+    written as ``en/models.db`` and ``en/covariance.txt.gz`` for S-PrediXcan, with
+    ``en/summary.parquet`` (every nested-CV column); with ``cnn`` also the dlfa CNN,
+    exported through its linear projection (``cnn/``)."""
+    from ..expression import ElasticNetPredictor, read_genotypes
+    from ..io import read_matrix, read_table, write_table
+
+    p, d = ctx.cfg.stages.expression_models, ctx.cfg.inputs.expression_models
+    G = read_genotypes(d.genotypes)
+    E = read_matrix(d.expression, what="expression", allow_nan=True)
+    genes = read_table(d.genes, what="gene table")
+    C = read_matrix(d.covariates, what="covariates") if d.covariates else None
+    en = ElasticNetPredictor(alpha=p.alpha, window=p.window, maf=p.maf, seed=p.seed,
+                             backend=ctx.backend).fit(G, E, genes, C)
+    (ctx.out / "en").mkdir()
+    written = en.write(ctx.out / "en" / "models.db", ctx.out / "en" / "covariance.txt.gz",
+                       tissue=d.tissue)
+    write_table(en.summary_, ctx.out / "en" / "summary.parquet")
+    out = {"samples": int(en.report_["samples_used"]), "genes_trained": len(en.summary_),
+           "genes_written": len(written),
+           "median_rho_avg": float(en.summary_["rho_avg"].median())}
+    if p.cnn:
+        from ..expression.cnn_predictor import DLFAPredictor
+        from ..expression.export import project_models, write_projection
+
+        dev = "cuda" if str(ctx.backend) in ("gpu", "rapids") else "cpu"
+        cnn = DLFAPredictor(restarts=p.cnn_restarts, top=1, epochs=p.cnn_epochs,
+                            device=dev).fit(G, E, genes)
+        summ = cnn.summary_.assign(test_pearson=cnn.summary_["test_pearson_best"])
+        proj, weights, covs = project_models(cnn.gene_models("best"), cnn.snps_, G, summ)
+        (ctx.out / "cnn").mkdir()
+        write_projection(ctx.out / "cnn" / "models.db", ctx.out / "cnn" / "covariance.txt.gz",
+                         proj, weights, covs, genes, n_samples=G.n_samples, tissue=d.tissue)
+        write_table(proj, ctx.out / "cnn" / "projection.parquet")
+        out["cnn_median_linear_r2"] = float(proj["linear_r2"].median())
+    return out
+
+
+def _expression_models_requires(cfg: Config) -> str | None:
+    if cfg.inputs.expression_models is None:
+        return "needs inputs expression_models (genotypes, expression, genes)"
+    if cfg.stages.expression_models.cnn:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "cnn: true needs torch (pip install 'gpu-engine[dl]')"
+    return None
+
+
+def _genotype_files(cfg: Config) -> list:
+    d = cfg.inputs.expression_models
+    if d is None:
+        return []
+    g = d.genotypes
+    files = [g] if g.exists() else [g.with_name(g.name + s) for s in (".bed", ".bim", ".fam")]
+    return files + [d.expression, d.genes] + ([d.covariates] if d.covariates else [])
+
+
 def _decode_requires(cfg: Config) -> str | None:
     if cfg.inputs.decode is None:
         return "needs inputs decode (binding maps and tissue expression)"
@@ -504,6 +563,11 @@ def _gls_requires(cfg: Config) -> str | None:
 
 
 STAGES: list[Stage] = [
+    Stage("expression_models", "expression models (TWAS stage 1)", run_expression_models,
+          needs=lambda c: [], files=_genotype_files,
+          params=lambda c: _stage_params(c, "expression_models") | {
+              "tissue": c.inputs.expression_models and c.inputs.expression_models.tissue},
+          requires=_expression_models_requires),
     Stage("spredixcan", "S-PrediXcan", run_spredixcan, needs=lambda c: [],
           files=_files(lambda c: c.inputs.gwas and c.inputs.gwas.folder,
                        lambda c: c.inputs.models and c.inputs.models.folder,
