@@ -148,6 +148,22 @@ def _qq(ax, p: np.ndarray, **kw):
     ax.plot(-np.log10(e), -np.log10(p), **kw)
 
 
+def _qq_png(curves, title: str, ylabel: str = "observed −log10 p") -> str:
+    """A QQ plot of ``curves`` (pairs of p-values and plot keywords) against the uniform,
+    with the diagonal, as an embedded PNG."""
+    from .plotting import pyplot
+
+    fig, ax = pyplot().subplots(figsize=(5, 4.5))
+    for p, kw in curves:
+        _qq(ax, p, **kw)
+    lim = ax.get_xlim()[1]
+    ax.plot([0, lim], [0, lim], "k--", lw=0.8)
+    ax.set_xlabel("expected −log10 p")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
 # ------------------------------------------------------------------------------ sections
 def _run_section(out: Path, cfg, rows: list[dict] | None) -> str:
     import yaml
@@ -226,51 +242,34 @@ def _expression_section(out: Path) -> str:
                           "expression_models/en/summary.parquet")
 
 
-def _smx_files(out: Path, cfg) -> dict[str, Path]:
-    import re
-
-    files = {}
-    if cfg is not None and cfg.inputs.smultixcan is not None:
-        rx = re.compile(cfg.inputs.smultixcan.pattern)
-        for p in sorted(cfg.inputs.smultixcan.folder.iterdir()):
-            m = rx.fullmatch(p.name)
-            if m:
-                files[m.group(1) if m.groups() else p.stem] = p
-    for p in sorted((out / "smultixcan").glob("*/*-smultixcan.txt")):
-        files[p.name[:-len("-smultixcan.txt")]] = p
-    return files
-
-
 def _twas_section(out: Path, cfg) -> str:
-    from .plotting import pyplot
 
-    files = _smx_files(out, cfg)
+    if cfg is None:
+        return '<p class="note">no config: the S-MultiXcan files are not known</p>'
+    from .pipeline.stages import smultixcan_files
+
+    stage = out / "smultixcan" if _stage(out, "smultixcan") else None
+    files = smultixcan_files(cfg, stage)
     if not files:
         return '<p class="note">no S-MultiXcan results</p>'
     computed = {p.parent.name for p in (out / "smultixcan").glob("*/*-smultixcan.txt")}
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    lam, top = [], []
+    lam, top, curves = [], [], []
     for t, p in files.items():
         r = pd.read_csv(p, sep="\t", usecols=lambda c: c in ("gene", "gene_name", "pvalue"))
         pv = r["pvalue"].to_numpy(float)
         lam.append({"trait": t, "lambda_gc": lambda_gc(pv), "genes": int(np.isfinite(pv).sum()),
                     "p < 2.5e-6": int((pv < 2.5e-6).sum()),
                     "source": "computed" if t in computed else "given"})
-        _qq(ax, pv, color="tab:red" if t in computed else "0.6",
-            lw=1.4 if t in computed else 0.5, alpha=1 if t in computed else 0.5)
+        curves.append((pv, {"color": "tab:red" if t in computed else "0.6",
+                            "lw": 1.4 if t in computed else 0.5,
+                            "alpha": 1 if t in computed else 0.5}))
         if t in computed:
             top.append(r.assign(trait=t).nsmallest(10, "pvalue"))
-    lim = ax.get_xlim()[1]
-    ax.plot([0, lim], [0, lim], "k--", lw=0.8)
-    ax.set_xlabel("expected −log10 p")
-    ax.set_ylabel("observed −log10 p")
-    ax.set_title(f"S-MultiXcan QQ, {len(files)} traits (red: computed in this run)",
-                 fontsize=9)
+    qq = _qq_png(curves, f"S-MultiXcan QQ, {len(files)} traits (red: computed in this run)")
     lt = pd.DataFrame(lam).sort_values("lambda_gc", ascending=False)
     html_ = (_kpi("traits", len(files), "twas.traits")
              + _kpi("median λ_GC", float(lt["lambda_gc"].median()), "twas.median_lambda")
-             + _png(fig) + "<h3>λ_GC per trait (click a header to sort)</h3>"
+             + qq + "<h3>λ_GC per trait (click a header to sort)</h3>"
              + _table(lt, "smultixcan/ and inputs.smultixcan", max_rows=200))
     if top:
         html_ += ("<h3>Top genes of the computed traits</h3>"
@@ -306,25 +305,17 @@ def _modules_section(out: Path, cfg) -> str:
 
 
 def _association_section(out: Path) -> str:
-    from .plotting import pyplot
 
     p = out / "gls" / "gls.parquet"
     if not p.exists():
         return '<p class="note">GLS did not run</p>'
     g = pd.read_parquet(p)
     sig = g[g["fdr"] < 0.05].sort_values("pvalue_onesided")
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    _qq(ax, g["pvalue_onesided"].to_numpy(), color="tab:blue", lw=1.2)
-    lim = ax.get_xlim()[1]
-    ax.plot([0, lim], [0, lim], "k--", lw=0.8)
-    ax.set_xlabel("expected −log10 p")
-    ax.set_ylabel("observed −log10 p (one-sided)")
-    ax.set_title(f"GLS, {len(g):,} LV–trait pairs", fontsize=9)
     html_ = (_kpi("LV–trait pairs", len(g), "gls.pairs")
              + _kpi("significant at FDR < 0.05", len(sig), "gls.significant")
              + _kpi("traits with a significant LV", sig["trait"].nunique(), "gls.traits_hit")
-             + _png(fig))
+             + _qq_png([(g["pvalue_onesided"].to_numpy(), {"color": "tab:blue", "lw": 1.2})],
+                       f"GLS, {len(g):,} LV–trait pairs", "observed −log10 p (one-sided)"))
     cols = [c for c in ("lv", "trait", "beta", "beta_se", "pvalue_onesided", "fdr", "n")
             if c in g.columns]
     sig = sig.copy()

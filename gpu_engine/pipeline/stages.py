@@ -77,20 +77,10 @@ def _models(cfg: Config) -> dict:
 
 
 def _gwas_files(cfg: Config) -> dict[str, Path]:
-    import re
+    from ..twas import model_files
 
     g = cfg.inputs.gwas
-    rx = re.compile(g.pattern)
-    out = {}
-    for p in sorted(g.folder.iterdir()):
-        mt = rx.fullmatch(p.name)
-        if mt:
-            out[mt.group(1) if mt.groups() else p.stem] = p
-    if not out:
-        from ..errors import InputError
-
-        raise InputError(f"inputs.gwas: no file in {g.folder} matches {g.pattern!r}")
-    return out
+    return model_files(g.folder, g.pattern, what="GWAS", key="trait")
 
 
 def run_spredixcan(ctx: StageContext) -> dict:
@@ -100,13 +90,17 @@ def run_spredixcan(ctx: StageContext) -> dict:
     ``z/<tissue>.parquet`` (genes × traits z-scores by gene symbol, what the drugs stage
     reads)."""
     from ..io import atomic_path, write_table
-    from ..twas import GwasColumns, read_gwas, spredixcan_tissues, write_spredixcan
+    from ..twas import (
+        GwasColumns,
+        model_files,
+        read_gwas,
+        spredixcan_tissues,
+        write_spredixcan,
+    )
 
     cfg = ctx.cfg
     models = _models(cfg)
     cov = cfg.inputs.covariances
-    from ..twas import model_files
-
     covs = {t: p for t, p in model_files(cov.folder, cov.pattern).items() if t in models}
     snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
     cols = GwasColumns(**cfg.inputs.gwas.columns)
@@ -212,23 +206,24 @@ def _lv_model(ctx: StageContext):
                          else None, backend=ctx.backend)
 
 
-def _smultixcan_folders(ctx: StageContext) -> list[Path]:
-    """The S-MultiXcan files: the given folder's, then the computed ones (which replace a
-    given file of the same trait)."""
-    import re
+def smultixcan_files(cfg: Config, computed: Path | None) -> dict[str, Path]:
+    """Trait → S-MultiXcan file: the given folder's (``inputs.smultixcan``), then the
+    smultixcan stage's in ``computed`` (which replace a given file of the same trait)."""
+    from ..twas import model_files
 
     files: dict[str, Path] = {}
-    given = ctx.cfg.inputs.smultixcan
+    given = cfg.inputs.smultixcan
     if given is not None:
-        rx = re.compile(given.pattern)
-        for p in sorted(given.folder.iterdir()):
-            m = rx.fullmatch(p.name)
-            if m:
-                files[m.group(1) if m.groups() else p.stem] = p
-    if "smultixcan" in ctx.upstream:
-        for p in sorted(ctx.upstream["smultixcan"].glob("*/*-smultixcan.txt")):
+        files.update(model_files(given.folder, given.pattern, what="S-MultiXcan",
+                                 key="trait"))
+    if computed is not None:
+        for p in sorted(computed.glob("*/*-smultixcan.txt")):
             files[p.name[:-len("-smultixcan.txt")]] = p
-    return [files[t] for t in sorted(files)]
+    return dict(sorted(files.items()))
+
+
+def _smultixcan_folders(ctx: StageContext) -> list[Path]:
+    return list(smultixcan_files(ctx.cfg, ctx.upstream.get("smultixcan")).values())
 
 
 def run_gls(ctx: StageContext) -> dict:

@@ -144,23 +144,25 @@ def read_phi(path: str | os.PathLike) -> pd.DataFrame:
     return phi
 
 
-def model_files(folder: str | os.PathLike, pattern: str) -> dict[str, Path]:
+def model_files(folder: str | os.PathLike, pattern: str, *, what: str = "model",
+                key: str = "tissue") -> dict[str, Path]:
     """Tissue → model database for the files of ``folder`` matching ``pattern``, whose first
     group is the tissue name (MetaXcan's ``--models_name_pattern``, e.g. ``TW_(.*)_0.5.db``).
-    Sorted by tissue name."""
+    Sorted by tissue name. ``what`` and ``key`` name the files and their key in errors, for
+    other per-name folders (GWAS files by trait, S-MultiXcan results by trait)."""
     root = Path(folder)
     if not root.is_dir():
-        raise InputFileNotFoundError(f"models folder {root} does not exist")
+        raise InputFileNotFoundError(f"{what}s folder {root} does not exist")
     rx = re.compile(pattern)
     out = {}
     for f in sorted(root.iterdir()):
         m = rx.match(f.name)
         if m and f.is_file():
-            tissue = m.group(1) if m.groups() else f.stem
-            if tissue in out:
-                raise InputError(f"{root}: two model files give tissue {tissue!r} "
-                                 f"({out[tissue].name}, {f.name}); tighten the pattern")
-            out[tissue] = f
+            name = m.group(1) if m.groups() else f.stem
+            if name in out:
+                raise InputError(f"{root}: two {what} files give {key} {name!r} "
+                                 f"({out[name].name}, {f.name}); tighten the pattern")
+            out[name] = f
     if not out:
-        raise InputError(f"{root}: no file matches the model name pattern {pattern!r}")
+        raise InputError(f"{root}: no file matches the {what} name pattern {pattern!r}")
     return dict(sorted(out.items()))
