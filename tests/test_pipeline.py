@@ -97,10 +97,8 @@ def test_example_runs_every_stage_then_reuses_all(example):
         assert (out / "logs" / f"{r['stage']}.log").exists()
     gls = pd.read_parquet(out / "gls" / "gls.parquet")
     assert {"lv", "trait", "pvalue_onesided", "fdr"} <= set(gls.columns) and len(gls) == 30 * 120
-    t0 = time.perf_counter()
-    again = run(load_config(cfg_path))
+    again = run(load_config(cfg_path))  # how fast is measured in bench/, not asserted here
     assert sum(a == "reuse" for a in _actions(again).values()) == N_STAGES
-    assert time.perf_counter() - t0 < 10
 
 
 def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_path):
