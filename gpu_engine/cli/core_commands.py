@@ -124,13 +124,14 @@ def world(scale: str, seed: int, out: Path, overwrite: bool, check: bool) -> Non
 
 
 def _print_checks(con, table) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="summary")
     for col in ("stage", "metric", "value", "target", "ok"):
         t.add_column(col, justify="right" if col == "value" else "left")
     for r in table.itertuples():
-        t.add_row(r.stage, r.metric, f"{r.value:.4g}", r.target,
+        t.add_row(r.stage, escape(r.metric), f"{r.value:.4g}", escape(r.target),
                   "[green]yes[/green]" if r.ok else "[red]no[/red]")
     con.print(t)
 
