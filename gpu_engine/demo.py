@@ -340,7 +340,6 @@ def score_expression(ctx: DemoContext) -> list[dict]:
     driven by two additive genes) goes through S-PrediXcan with the run's databases — the
     elastic net's and, with torch, the CNN's (with its median R²_lin)."""
     from .datasets.expr_world import ExprWorld
-    from .expression import read_plink
     from .twas import read_covariance, read_model_db, spredixcan
 
     ew = ctx.out / "expr_world"
@@ -351,15 +350,8 @@ def score_expression(ctx: DemoContext) -> list[dict]:
     add = s.loc[s["architecture"] == "additive"]
     epi = s.loc[s["architecture"] == "epistasis"]
     trait_genes = list(add.sort_values("rho_avg", ascending=False)["gene"][:2])
-    gv = w.genetic_value()
-    rng = np.random.default_rng(ctx.seed)
-    T = gv[trait_genes].sum(1).to_numpy()
-    T = T / T.std() + rng.normal(scale=2.0, size=len(T))
-    G = read_plink(w.genotypes)
-    X = G.dosages
-    Xc, Tc = X - X.mean(0), T - T.mean()
-    z = (Xc.T @ Tc) / np.sqrt((Xc * Xc).sum(0) * (Tc @ Tc)) * np.sqrt(len(T))
-    gwas = pd.DataFrame({"snp": G.snps["snp"], "zscore": z, "beta": z / np.sqrt(len(T))})
+    g = w.gwas(trait_genes, seed=ctx.seed)
+    gwas = pd.DataFrame({"snp": g["SNP"], "zscore": g["ZSCORE"], "beta": g["BETA"]})
 
     def ranks(folder):
         m = read_model_db(folder / "models.db")

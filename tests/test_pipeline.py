@@ -279,3 +279,56 @@ def test_cli_example_until(tmp_path):
     assert (tmp_path / "ex" / "config.yaml").exists()
     assert (tmp_path / "ex" / "results" / "spredixcan" / "stage.json").exists()
     assert (tmp_path / "ex" / "results" / "report.html").exists()
+
+
+def test_trained_models_feed_the_runs_twas(example, tmp_path):
+    """``stages.spredixcan.trained_models: [en]`` without given models: S-PrediXcan,
+    S-MultiXcan and the gene correlations run on the elastic net trained in the same run
+    (the cohort's LD from the expression stage); the S-PrediXcan output equals a direct call
+    on the written database, and a GWAS computed on the cohort's genotypes from two planted
+    additive genes ranks those two first."""
+    from gpu_engine.datasets.expr_world import ExprWorld
+    from gpu_engine.twas import GwasColumns, read_covariance, read_gwas, read_model_db
+    from gpu_engine.twas import spredixcan as spx
+
+    cfg_path, _ = example
+    ew = cfg_path.parent / "expr_world"
+    w = ExprWorld(ew, pd.read_csv(ew / "genes.tsv", sep="\t"),
+                  pd.read_parquet(ew / "truth" / "genes.parquet"))
+    trait_genes = list(w.truth.loc[w.truth["architecture"] == "additive", "gene"][:2])
+    (tmp_path / "gwas").mkdir()
+    w.gwas(trait_genes, seed=1).to_csv(tmp_path / "gwas" / "cohort_trait.tsv.gz", sep="\t",
+                                       index=False)
+    cfg = tmp_path / "config.yaml"
+    base = f"""out: res/
+backend: cpu
+inputs:
+  gwas: {{folder: gwas, columns: {{beta: BETA, se: SE}}}}
+  expression_models: {{genotypes: {ew}/genotypes, expression: {ew}/expression.parquet,
+                       genes: {ew}/genes.tsv, tissue: Cohort}}
+stages:
+  spredixcan: {{trained_models: [{{kinds}}]}}
+"""
+    cfg.write_text(base.replace("{kinds}", "en, cnn"))
+    with pytest.raises(ConfigError, match="trained_models lists cnn"):
+        load_config(cfg)
+    cfg.write_text(base.replace("{kinds}", "en"))
+    rows = run(load_config(cfg))
+    ran = {r["stage"] for r in rows if r["action"] == "run"}
+    assert ran == {"expression_models", "spredixcan", "smultixcan", "gene_corr"}
+    res = tmp_path / "res"
+    got = pd.read_csv(res / "spredixcan" / "cohort_trait" / "Cohort.csv")
+    en = res / "expression_models" / "en"
+    m = read_model_db(en / "models.db")
+    want, _ = spx(m, read_covariance(en / "covariance.txt.gz"),
+                  read_gwas(tmp_path / "gwas" / "cohort_trait.tsv.gz",
+                            GwasColumns(beta="BETA", se="SE")), backend="cpu")
+    both = got.merge(want, on="gene", suffixes=("", "_direct"))
+    assert len(both) == len(want) > 0
+    assert (both["zscore"] - both["zscore_direct"]).abs().max() < 1e-10
+    top = list(got.assign(a=got["zscore"].abs()).sort_values("a", ascending=False)["gene"][:2])
+    assert set(top) == set(trait_genes)
+    smx = pd.read_csv(res / "smultixcan" / "cohort_trait" / "cohort_trait-smultixcan.txt",
+                      sep="\t")
+    assert set(trait_genes) <= set(smx.dropna(subset=["pvalue"])["gene"])
+    assert (res / "expression_models" / "ld.txt.gz").exists()

@@ -66,6 +66,26 @@ class ExprWorld:
     def genetic_value(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "truth" / "genetic_value.parquet").set_index("sample")
 
+    def gwas(self, trait_genes, *, noise: float = 2.0, seed: int = 0) -> pd.DataFrame:
+        """Summary statistics of a trait driven by ``trait_genes``' genetic values (summed,
+        scaled to unit variance, plus N(0, noise²)) on the world's own genotypes: per SNP the
+        marginal correlation's z = r·√n, with ``beta = z/√n``, ``se = 1/√n`` (standardised
+        units). Columns ``SNP, A1`` (effect allele: the counted one), ``A2, BETA, SE,
+        ZSCORE``."""
+        from ..expression import read_plink
+
+        gv = self.genetic_value()
+        T = gv[list(trait_genes)].sum(axis=1).to_numpy()
+        T = T / T.std() + np.random.default_rng(seed).normal(scale=noise, size=len(T))
+        G = read_plink(self.genotypes)
+        Xc, Tc = G.dosages - G.dosages.mean(0), T - T.mean()
+        n = len(T)
+        z = (Xc.T @ Tc) / np.sqrt((Xc * Xc).sum(0) * (Tc @ Tc)) * np.sqrt(n)
+        return pd.DataFrame({"SNP": G.snps["snp"].to_numpy(),
+                             "A1": G.snps["eff_allele"].to_numpy(),
+                             "A2": G.snps["ref_allele"].to_numpy(),
+                             "BETA": z / np.sqrt(n), "SE": 1 / np.sqrt(n), "ZSCORE": z})
+
 
 def _haplotypes(rng, n_hap: int, p: int) -> np.ndarray:
     """n_hap × p 0/1 haplotypes with block LD (AR(1) latent Gaussian, ρ = 0.9 in blocks)."""

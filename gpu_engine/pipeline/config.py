@@ -152,7 +152,10 @@ class _Stage(_Strict):
 
 
 class SPrediXcanStage(_Stage):
-    pass
+    trained_models: list[Literal["en", "cnn"]] = Field(default_factory=list, description=(
+        "the expression_models stage's databases that join inputs.models as tissues: en "
+        "(tissue name inputs.expression_models.tissue) and cnn (<tissue>_cnn); S-MultiXcan "
+        "and the gene correlations then use them too"))
 
 
 class SMultiXcanStage(_Stage):
@@ -262,6 +265,20 @@ class Config(_Strict):
     inputs: Inputs = Inputs()
     stages: Stages = Stages()
     report: Report = Report()
+
+    @model_validator(mode="after")
+    def _trained_models(self):
+        trained = self.stages.spredixcan.trained_models
+        if not trained:
+            return self
+        em = self.inputs.expression_models
+        if em is None:
+            raise ValueError("stages.spredixcan.trained_models needs inputs.expression_models "
+                             "(the cohort the models are trained on)")
+        if "cnn" in trained and not self.stages.expression_models.cnn:
+            raise ValueError("stages.spredixcan.trained_models lists cnn but "
+                             "stages.expression_models.cnn is false")
+        return self
 
 
 # ------------------------------------------------------------------------------ loading

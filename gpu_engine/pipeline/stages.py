@@ -62,18 +62,71 @@ def _stage_params(cfg: Config, name: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- TWAS
+def _trained(cfg: Config) -> list[str]:
+    """The expression_models stage's model sets that join the run's tissues."""
+    return list(cfg.stages.spredixcan.trained_models)
+
+
+def trained_tissue(cfg: Config, kind: str) -> str:
+    """The tissue name of a trained model set: the elastic net's is the expression models'
+    ``tissue``, the CNN's ``<tissue>_cnn``."""
+    t = cfg.inputs.expression_models.tissue
+    return t if kind == "en" else f"{t}_{kind}"
+
+
+def _twas_needs(cfg: Config) -> list[str]:
+    return ["expression_models"] if _trained(cfg) else []
+
+
 def _twas_missing(cfg: Config) -> str | None:
     i = cfg.inputs
-    missing = [k for k in ("gwas", "models", "covariances") if getattr(i, k) is None]
+    need = ["gwas"] + ([] if _trained(cfg) else ["models", "covariances"])
+    missing = [k for k in need if getattr(i, k) is None]
     return f"needs inputs {', '.join(missing)}" if missing else None
 
 
-def _models(cfg: Config) -> dict:
-    from ..twas import model_files, read_model_db
+def _has_ld(cfg: Config) -> bool:
+    return cfg.inputs.ld is not None or bool(_trained(cfg))
 
-    m = cfg.inputs.models
-    files = model_files(m.folder, m.pattern)
-    return {t: read_model_db(f, tissue=t, snp_key=m.snp_key) for t, f in files.items()}
+
+def _model_paths(cfg: Config, upstream: dict[str, Path]) -> dict[str, tuple[Path, Path, str]]:
+    """Tissue → (database, SNP covariance, snp_key): the given models (``inputs.models`` and
+    ``inputs.covariances``, matched by tissue) and the trained ones
+    (``stages.spredixcan.trained_models``, from the expression_models stage's folder)."""
+    from ..twas import model_files
+
+    out: dict[str, tuple[Path, Path, str]] = {}
+    m, cov = cfg.inputs.models, cfg.inputs.covariances
+    if m is not None:
+        covs = model_files(cov.folder, cov.pattern) if cov is not None else {}
+        for t, f in model_files(m.folder, m.pattern).items():
+            out[t] = (f, covs.get(t), m.snp_key)
+    for kind in _trained(cfg):
+        folder, t = upstream["expression_models"] / kind, trained_tissue(cfg, kind)
+        if t in out:
+            from ..errors import InputError
+
+            raise InputError(f"the trained {kind} models' tissue {t!r} is also a tissue of "
+                             f"inputs.models ({m.folder}); give inputs.expression_models.tissue "
+                             "another name")
+        out[t] = (folder / "models.db", folder / "covariance.txt.gz", "rsid")
+    return out
+
+
+def _models(ctx: StageContext) -> dict:
+    from ..twas import read_model_db
+
+    return {t: read_model_db(db, tissue=t, snp_key=key)
+            for t, (db, _, key) in _model_paths(ctx.cfg, ctx.upstream).items()}
+
+
+def _ld(ctx: StageContext):
+    """The LD reference: ``inputs.ld``, or the expression_models stage's ``ld.txt.gz`` (the
+    cohort's SNP covariance over each gene's trained-model SNPs)."""
+    from ..twas import read_covariance
+
+    return read_covariance(ctx.cfg.inputs.ld if ctx.cfg.inputs.ld is not None else
+                           ctx.upstream["expression_models"] / "ld.txt.gz")
 
 
 def _gwas_files(cfg: Config) -> dict[str, Path]:
@@ -92,16 +145,15 @@ def run_spredixcan(ctx: StageContext) -> dict:
     from ..io import atomic_path, write_table
     from ..twas import (
         GwasColumns,
-        model_files,
         read_gwas,
         spredixcan_tissues,
         write_spredixcan,
     )
 
     cfg = ctx.cfg
-    models = _models(cfg)
-    cov = cfg.inputs.covariances
-    covs = {t: p for t, p in model_files(cov.folder, cov.pattern).items() if t in models}
+    models = _models(ctx)
+    covs = {t: c for t, (_, c, _) in _model_paths(cfg, ctx.upstream).items()
+            if c is not None}
     snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
     cols = GwasColumns(**cfg.inputs.gwas.columns)
     traits = _gwas_files(cfg)
@@ -142,11 +194,11 @@ def run_spredixcan(ctx: StageContext) -> dict:
 def run_smultixcan(ctx: StageContext) -> dict:
     """S-MultiXcan per trait from the spredixcan stage (one chunk per trait:
     ``<trait>-smultixcan.txt``, the format `gpu-engine gls` reads)."""
-    from ..twas import GwasColumns, read_covariance, read_gwas, smultixcan, write_smultixcan
+    from ..twas import GwasColumns, read_gwas, smultixcan, write_smultixcan
 
     cfg = ctx.cfg
-    models = _models(cfg)
-    ld = read_covariance(cfg.inputs.ld)
+    models = _models(ctx)
+    ld = _ld(ctx)
     snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
     cols = GwasColumns(**cfg.inputs.gwas.columns)
     sp_dir = ctx.upstream["spredixcan"]
@@ -167,12 +219,14 @@ def run_gene_corr(ctx: StageContext) -> dict:
     """Gene–gene correlations from the models and the LD reference (``gene_corr/``, the
     condensed form, labelled by gene symbol)."""
     from ..io import read_table
-    from ..twas import gene_correlations, read_covariance
+    from ..twas import gene_correlations
 
     cfg, p = ctx.cfg, ctx.cfg.stages.gene_corr
-    models = _models(cfg)
+    models = _models(ctx)
     genes = read_table(cfg.inputs.genes, what="gene table") if cfg.inputs.genes else None
-    gc = gene_correlations(models, read_covariance(cfg.inputs.ld), genes=genes,
+    if genes is None and _trained(cfg):
+        genes = read_table(cfg.inputs.expression_models.genes, what="gene table")
+    gc = gene_correlations(models, _ld(ctx), genes=genes,
                            within_mb=p.within_mb, condition_number=p.condition_number,
                            backend=ctx.backend, client=ctx.client)
     gc.save(ctx.out / "gene_corr", labels="gene_name")
@@ -445,7 +499,9 @@ def run_expression_models(ctx: StageContext) -> dict:
     """TWAS stage 1 (``gpu-engine expression train-en``): PredictDB's elastic net per gene,
     written as ``en/models.db`` and ``en/covariance.txt.gz`` for S-PrediXcan, with
     ``en/summary.parquet`` (every nested-CV column); with ``cnn`` also the dlfa CNN,
-    exported through its linear projection (``cnn/``)."""
+    exported through its linear projection (``cnn/``); and ``ld.txt.gz``, the cohort's SNP
+    covariance per gene over the union of its model SNPs (the LD reference S-MultiXcan and
+    the gene correlations use when ``stages.spredixcan.trained_models`` is set)."""
     from ..expression import ElasticNetPredictor, read_genotypes
     from ..io import read_matrix, read_table, write_table
 
@@ -477,6 +533,11 @@ def run_expression_models(ctx: StageContext) -> dict:
                          proj, weights, covs, genes, n_samples=G.n_samples, tissue=d.tissue)
         write_table(proj, ctx.out / "cnn" / "projection.parquet")
         out["cnn_median_linear_r2"] = float(proj["linear_r2"].median())
+    dbs = [ctx.out / k / "models.db" for k in ("en", "cnn") if (ctx.out / k).exists()]
+    if len(written):  # S-MultiXcan's SNP covariance on the cohort, over every trained model set
+        from ..expression.export import multixcan_covariance
+
+        out["ld_genes"] = multixcan_covariance(ctx.out / "ld.txt.gz", G, dbs)
     return out
 
 
@@ -535,7 +596,7 @@ def _lv_requires(cfg: Config) -> str | None:
 
 
 def _smx_needs(cfg: Config) -> list[str]:
-    return ["smultixcan"] if _twas_missing(cfg) is None and cfg.inputs.ld is not None and \
+    return ["smultixcan"] if _twas_missing(cfg) is None and _has_ld(cfg) and \
         cfg.stages.spredixcan.enabled and cfg.stages.smultixcan.enabled else []
 
 
@@ -545,6 +606,12 @@ def _gc_needs(cfg: Config) -> list[str]:
     return ["gene_corr"]
 
 
+def _gene_corr_missing(cfg: Config) -> str | None:
+    if _trained(cfg):
+        return None
+    return None if cfg.inputs.models and cfg.inputs.ld else "needs inputs models and ld"
+
+
 def _gls_requires(cfg: Config) -> str | None:
     why = _lv_requires(cfg)
     if why:
@@ -552,7 +619,7 @@ def _gls_requires(cfg: Config) -> str | None:
     if cfg.inputs.smultixcan is None and not _smx_needs(cfg):
         return ("needs inputs smultixcan, or gwas, models, covariances and ld (to compute "
                 "it)")
-    if cfg.inputs.gene_corr is None and (cfg.inputs.models is None or cfg.inputs.ld is None):
+    if cfg.inputs.gene_corr is None and _gene_corr_missing(cfg):
         return "needs inputs gene_corr, or models and ld (to compute it)"
     return None
 
@@ -563,26 +630,29 @@ STAGES: list[Stage] = [
           params=lambda c: _stage_params(c, "expression_models") | {
               "tissue": c.inputs.expression_models and c.inputs.expression_models.tissue},
           requires=_expression_models_requires),
-    Stage("spredixcan", "S-PrediXcan", run_spredixcan, needs=lambda c: [],
+    Stage("spredixcan", "S-PrediXcan", run_spredixcan, needs=_twas_needs,
           files=_files(lambda c: c.inputs.gwas and c.inputs.gwas.folder,
                        lambda c: c.inputs.models and c.inputs.models.folder,
                        lambda c: c.inputs.covariances and c.inputs.covariances.folder),
           params=lambda c: _stage_params(c, "spredixcan") | {
-              "gwas": c.inputs.gwas.model_dump(mode="json", exclude={"folder"}),
-              "models": c.inputs.models.model_dump(mode="json", exclude={"folder"}),
-              "covariances_pattern": c.inputs.covariances.pattern},
+              "gwas": c.inputs.gwas and c.inputs.gwas.model_dump(mode="json",
+                                                                 exclude={"folder"}),
+              "models": c.inputs.models and c.inputs.models.model_dump(mode="json",
+                                                                     exclude={"folder"}),
+              "covariances_pattern": c.inputs.covariances and c.inputs.covariances.pattern},
           requires=_twas_missing, chunked=True),
-    Stage("smultixcan", "S-MultiXcan", run_smultixcan, needs=lambda c: ["spredixcan"],
+    Stage("smultixcan", "S-MultiXcan", run_smultixcan,
+          needs=lambda c: _twas_needs(c) + ["spredixcan"],
           files=_files(lambda c: c.inputs.ld, lambda c: c.inputs.gwas and c.inputs.gwas.folder),
           params=lambda c: _stage_params(c, "smultixcan"),
-          requires=lambda c: _twas_missing(c) or (None if c.inputs.ld else "needs inputs ld"),
+          requires=lambda c: _twas_missing(c) or (None if _has_ld(c) else "needs inputs ld"),
           chunked=True),
-    Stage("gene_corr", "gene correlations", run_gene_corr, needs=lambda c: [],
+    Stage("gene_corr", "gene correlations", run_gene_corr, needs=_twas_needs,
           files=_files(lambda c: c.inputs.ld, lambda c: c.inputs.genes,
                        lambda c: c.inputs.models and c.inputs.models.folder),
-          params=lambda c: _stage_params(c, "gene_corr"),
-          requires=lambda c: (None if c.inputs.models and c.inputs.ld else
-                              "needs inputs models and ld")
+          params=lambda c: _stage_params(c, "gene_corr") | {
+              "trained_models": _trained(c)},
+          requires=lambda c: _gene_corr_missing(c)
           if c.inputs.gene_corr is None else "inputs gene_corr given"),
     Stage("plier", "PLIER", run_plier, needs=lambda c: [],
           files=_files(lambda c: c.inputs.expression, lambda c: list(c.inputs.priors)),
