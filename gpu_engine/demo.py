@@ -247,6 +247,39 @@ def score_cluster(ctx: DemoContext) -> list[dict]:
     ]
 
 
+def score_enrich(ctx: DemoContext) -> list[dict]:
+    """The run's lv_enrich stage against the example's planted answers
+    (:func:`~gpu_engine.pipeline.example.write_enrichment_inputs`): each planted gene set
+    (part of one module's genes) is most enriched, at FDR < 0.05, in the LV matched to its
+    module; each planted tissue is the top context of that LV at FDR < 0.05; the random
+    attribute (``batch``) has no LV × value at FDR < 0.05."""
+    from .pipeline.example import ENRICH_MODULES
+
+    res = ctx.results / "lv_enrich"
+    gs = pd.read_parquet(res / "gene_sets.parquet")
+    cx = pd.read_parquet(res / "contexts.parquet")
+    match = _matched_lvs(ctx, _plier(ctx))
+    modules = list(ctx.world.truth("Z").columns[:ENRICH_MODULES])
+    set_ok = ctx_ok = 0
+    for m in modules:
+        lv = match.get(m)
+        best = gs[gs["gene_set"] == f"planted_{m}"].sort_values("pvalue").iloc[0]
+        set_ok += bool(lv is not None and best["lv"] == lv and best["fdr"] < 0.05)
+        rows = cx[cx["lv"] == lv].sort_values("pvalue") if lv is not None else cx.iloc[:0]
+        ctx_ok += bool(len(rows) and rows.iloc[0]["value"] == f"tissue_{m}"
+                       and rows.iloc[0]["fdr"] < 0.05)
+    batch = int((cx.loc[cx["attribute"] == "batch", "fdr"] < 0.05).sum())
+    n = len(modules)
+    return [
+        _row("enrich", "planted gene sets whose top LV is their module's (FDR < 0.05)",
+             set_ok / n, "1.0", set_ok == n),
+        _row("enrich", "planted tissues that are their module LV's top context", ctx_ok / n,
+             "1.0", ctx_ok == n),
+        _row("enrich", "random attribute (batch): LV × values at FDR < 0.05", batch, "0",
+             batch == 0),
+    ]
+
+
 def score_drugs(ctx: DemoContext) -> list[dict]:
     """The run's drug–disease scores in gene space (top-k all, 50, 100, 250 genes) and module
     space (PLIER's model): ROC AUC and average precision on the planted gold standard, each
@@ -392,6 +425,7 @@ SCORES: list[tuple[str, Callable[[DemoContext], list[dict]]]] = [
     ("gls", score_gls),
     ("cluster", score_cluster),
     ("drugs", score_drugs),
+    ("enrich", score_enrich),
     ("ccc", score_ccc),
     ("expression", score_expression),
     ("decode", score_decode),

@@ -56,6 +56,7 @@ document.querySelectorAll('table.sortable th').forEach(function(th){
 SECTIONS = [("run", "The run"), ("inputs", "Inputs"),
             ("expression", "Expression models (TWAS stage 1)"), ("twas", "TWAS"),
             ("modules", "Gene modules"), ("association", "LV–trait association"),
+            ("enrichment", "What the LVs are enriched for"),
             ("clusters", "Trait clusters"), ("drugs", "Drug repurposing"),
             ("decode", "Regulators (DEcode)"), ("ccc", "Co-expression (CCC)")]
 
@@ -351,6 +352,54 @@ def _association_section(out: Path) -> str:
     return html_
 
 
+def _lv_traits(out: Path) -> dict[str, str]:
+    """LV → its traits at GLS FDR < 0.05 (up to 3, comma-separated)."""
+    p = out / "gls" / "gls.parquet"
+    if not p.exists():
+        return {}
+    g = pd.read_parquet(p)
+    g = g[g["fdr"] < 0.05].sort_values("pvalue_onesided")
+    return g.groupby(g["lv"].astype(str))["trait"].apply(
+        lambda t: ", ".join(map(str, t[:3]))).to_dict()
+
+
+def _enrichment_section(out: Path) -> str:
+    gs, cx = out / "lv_enrich" / "gene_sets.parquet", out / "lv_enrich" / "contexts.parquet"
+    if not gs.exists() and not cx.exists():
+        return ('<p class="note">the lv_enrich stage did not run (it needs inputs gene_sets '
+                "or sample_metadata)</p>")
+    traits = _lv_traits(out)
+    html_ = ""
+    if gs.exists():
+        t = pd.read_parquet(gs)
+        best = t.sort_values("pvalue", kind="stable").groupby("gene_set", sort=False).head(1)
+        n_sig = t[t["fdr"] < 0.05].groupby("gene_set")["lv"].count()
+        best = best.assign(**{"LVs at FDR < 0.05": best["gene_set"].map(n_sig).fillna(0)
+                              .astype(int),
+                              "LV's traits (GLS FDR < 0.05)": best["lv"].astype(str).map(
+                                  traits).fillna("")})
+        cols = ["gene_set", "lv", "auc", "pvalue", "fdr", "LVs at FDR < 0.05", "n_in_set",
+                "top_set_genes", "LV's traits (GLS FDR < 0.05)"]
+        html_ += ("<h3>Gene sets</h3><p>Each set's loadings in each LV against the other "
+                  "genes' (Mann–Whitney AUC, one-sided p, FDR over the LVs); the best LV per "
+                  "set.</p>"
+                  + _kpi("gene sets tested", t["gene_set"].nunique(), "lv_enrich.gene_sets")
+                  + _kpi("set–LV pairs at FDR < 0.05", int((t["fdr"] < 0.05).sum()),
+                         "lv_enrich.set_pairs")
+                  + _table(best[cols], "lv_enrich/gene_sets.parquet", max_rows=50))
+    if cx.exists():
+        c = pd.read_parquet(cx)
+        sig = c[c["fdr"] < 0.05]
+        sig = sig.assign(**{"LV's traits (GLS FDR < 0.05)": sig["lv"].astype(str).map(
+            traits).fillna("")})
+        html_ += ("<h3>Sample contexts</h3><p>Attribute values over-represented among each "
+                  "LV's top samples by B (hypergeometric, FDR over every LV × value).</p>"
+                  + _kpi("LV × value tests", len(c), "lv_enrich.context_tests")
+                  + _kpi("over-represented at FDR < 0.05", len(sig), "lv_enrich.contexts")
+                  + _table(sig, "lv_enrich/contexts.parquet", max_rows=40))
+    return html_
+
+
 def _clusters_section(out: Path) -> str:
     p = out / "cluster" / "labels.parquet"
     if not p.exists():
@@ -484,6 +533,7 @@ def write_report(out: str | Path, cfg=None, rows: list[dict] | None = None, *,
               "twas": lambda: _twas_section(out, cfg), "modules": lambda: _modules_section(out,
                                                                                          cfg),
               "association": lambda: _association_section(out),
+              "enrichment": lambda: _enrichment_section(out),
               "clusters": lambda: _clusters_section(out), "drugs": lambda: _drugs_section(out),
               "decode": lambda: _decode_section(out), "ccc": lambda: _ccc_section(out)}
     for key, name in SECTIONS:

@@ -23,7 +23,9 @@ from gpu_engine.pipeline import ConfigError, load_config, plan, run
 from gpu_engine.pipeline.example import write_example
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # the DEcode stage needs it
-N_STAGES = 11 if HAS_TORCH else 10
+N_STAGES = 12 if HAS_TORCH else 11
+SECTIONS = ("run", "inputs", "expression", "twas", "modules", "association", "enrichment",
+            "clusters", "drugs", "decode", "ccc")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def _absolute(cfg_path: Path) -> str:
 
     base = cfg_path.parent
     text = cfg_path.read_text()
-    text = re.sub(r"(?<![\w/])(world|decode_world|expr_world)/",
+    text = re.sub(r"(?<![\w/])(world|decode_world|expr_world|enrich)/",
                   lambda m: f"{base / m.group(1)}/", text)
     # the derived runs test the TWAS and GLS stages: skip the (slow) expression models
     return re.sub(r"expression_models: \{cnn: \w+\}", "expression_models: {enabled: false}",
@@ -113,18 +115,24 @@ def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_pat
     assert {it.name for it in items if it.action == "run"} == {"gls", "lv_genes", "cluster"}
     assert "parameters changed (predictor)" in next(i for i in items if i.name == "gls").reason
     (d / "config.yaml").write_text(text)
+    meta = (d / "enrich" / "samples.tsv").read_text()
+    (d / "enrich" / "samples.tsv").write_text(meta.replace("\tb1\n", "\tb2\n", 1))
+    assert {it.name for it in plan(load_config(d / "config.yaml")) if it.action == "run"} == {
+        "lv_enrich"}
     with open(d / "world" / "pathways.gmt", "a") as fh:  # touch one input: the priors
         fh.write("EXTRA_SET\tna\tSG00001\tSG00002\tSG00003\n")
     items = plan(load_config(d / "config.yaml"))
     assert {it.name for it in items if it.action == "run"} == {"plier", "gls", "lv_genes",
-                                                               "cluster", "drugs", "ccc"} | (
+                                                               "lv_enrich", "cluster", "drugs",
+                                                               "ccc"} | (
         {"decode"} if HAS_TORCH else set())
     assert next(i for i in items if i.name == "plier").reason == "an input file changed"
     rows = run(load_config(d / "config.yaml"), until="plier")
     assert _actions(rows) == {"expression_models": "reuse", "spredixcan": "reuse",
                               "smultixcan": "reuse",
                               "gene_corr": "reuse", "plier": "run", "gls": "skip",
-                              "lv_genes": "skip", "cluster": "skip", "drugs": "skip",
+                              "lv_genes": "skip", "lv_enrich": "skip", "cluster": "skip",
+                              "drugs": "skip",
                               "decode": "skip", "ccc": "skip"}
 
 
@@ -198,7 +206,13 @@ def test_report_numbers_equal_the_stage_outputs(example):
     auc = {s: json.loads((out / "drugs" / s / "evaluation" / "result.json").read_text())[
         "fields"]["auc"] for s in ("gene", "module")}
     z = pd.read_parquet(out / "plier" / "model" / "Z.parquet")
-    want = {"run.stages_complete": N_STAGES, "gls.pairs": len(gls),
+    gs = pd.read_parquet(out / "lv_enrich" / "gene_sets.parquet")
+    cx = pd.read_parquet(out / "lv_enrich" / "contexts.parquet")
+    want = {"lv_enrich.gene_sets": gs["gene_set"].nunique(),
+            "lv_enrich.set_pairs": int((gs["fdr"] < 0.05).sum()),
+            "lv_enrich.context_tests": len(cx),
+            "lv_enrich.contexts": int((cx["fdr"] < 0.05).sum()),
+            "run.stages_complete": N_STAGES, "gls.pairs": len(gls),
             "gls.significant": int((gls["fdr"] < 0.05).sum()),
             "gls.traits_hit": gls.loc[gls["fdr"] < 0.05, "trait"].nunique(),
             "cluster.traits": len(labels), "cluster.clusters": labels["cluster"].nunique(),
@@ -209,8 +223,7 @@ def test_report_numbers_equal_the_stage_outputs(example):
     for s, v in auc.items():
         assert abs(float(got[f"drugs.{s}.auc"]) - v) < 1e-4
     assert "<script src=" not in html and "http://" not in html and "https://" not in html
-    for sec in ("run", "inputs", "expression", "twas", "modules", "association", "clusters",
-                "drugs", "decode", "ccc"):
+    for sec in SECTIONS:
         assert f'<section id="{sec}">' in html
     assert "could not be drawn" not in html
 
@@ -226,8 +239,7 @@ def test_report_renders_in_headless_chromium_without_console_errors(example):
     assert res.returncode == 0, res.stderr[-2000:]
     console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
     assert not console, console
-    for sec in ("run", "inputs", "expression", "twas", "modules", "association", "clusters",
-                "drugs", "decode", "ccc"):
+    for sec in SECTIONS:
         assert f'id="{sec}"' in res.stdout
 
 

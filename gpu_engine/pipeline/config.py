@@ -144,6 +144,12 @@ class Inputs(_Strict):
     drugs: DrugsInput | None = None
     decode: DecodeInput | None = None
     expression_models: ExpressionModelsInput | None = None
+    gene_sets: list[InputPath] = Field(default_factory=list, description=(
+        "gene sets to test for enrichment in every LV (GMT, a long gene/pathway table or a "
+        "wide 0/1 matrix)"))
+    sample_metadata: InputPath | None = Field(None, description=(
+        "samples × attributes (first column the sample ids of the compendium) for the LVs' "
+        "sample contexts"))
 
 
 class _Stage(_Strict):
@@ -234,6 +240,15 @@ class ExpressionModelsStage(_Stage):
     cnn_epochs: int = Field(20, ge=1)
 
 
+class LVEnrichStage(_Stage):
+    top_fraction: float = Field(0.05, gt=0, lt=1, description=(
+        "sample contexts: an LV's top samples by B"))
+    min_samples: int = Field(3, ge=1, description="attribute values with fewer samples are "
+                             "not tested")
+    attributes: list[str] | None = Field(None, description=(
+        "metadata columns to test; default every column with 2–1,000 values"))
+
+
 class CCCStage(_Stage):
     enabled: bool = False
     lv_top_genes: int = Field(15, ge=2, description="the genes: the union of each LV's top N")
@@ -247,6 +262,7 @@ class Stages(_Strict):
     plier: PlierStage = PlierStage()
     gls: GLSStage = GLSStage()
     lv_genes: LVGenesStage = LVGenesStage()
+    lv_enrich: LVEnrichStage = LVEnrichStage()
     cluster: ClusterStage = ClusterStage()
     drugs: DrugsStage = DrugsStage()
     decode: DecodeStage = DecodeStage()

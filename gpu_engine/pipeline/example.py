@@ -34,6 +34,8 @@ inputs:
     expression: decode_world/expression.parquet
     splits: decode_world/splits.parquet
     regulator_expression: decode_world/regulator_expression.parquet
+  gene_sets: [enrich/planted_sets.gmt]   # part of 3 planted modules' genes, and a random set
+  sample_metadata: enrich/samples.tsv    # tissue: where 3 planted modules are most active
   expression_models:        # a genotype → expression world (TWAS stage 1)
     genotypes: expr_world/genotypes
     expression: expr_world/expression.parquet
@@ -53,9 +55,44 @@ report: {{title: "Synthetic world ({scale}, seed {seed})"}}
 """
 
 
+ENRICH_MODULES = 3  # the planted modules behind the example's gene sets and tissues
+
+
+def write_enrichment_inputs(world, folder: Path, *, seed: int = 0) -> None:
+    """The lv_enrich stage's planted answers, from the world's truth: ``planted_sets.gmt``
+    (for each of the first :data:`ENRICH_MODULES` modules ``planted_<module>``: 60 % of its
+    genes and 3 other genes; ``random_genes``: 20 random genes) and ``samples.tsv``
+    (``tissue``: ``tissue_<module>`` for the 10 % of samples where that module's true B is
+    highest, else ``other``; ``batch``: random, no signal)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed + 11)
+    Z, B = world.truth("Z"), world.truth("B")
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for m in Z.columns[:ENRICH_MODULES]:
+        own = list(Z.index[Z[m] > 0])
+        others = list(Z.index[Z[m] == 0])
+        genes = list(rng.choice(own, max(3, int(0.6 * len(own))), replace=False)) + list(
+            rng.choice(others, 3, replace=False))
+        lines.append("\t".join([f"planted_{m}", "planted", *genes]))
+    lines.append("\t".join(["random_genes", "random", *rng.choice(Z.index, 20, replace=False)]))
+    (folder / "planted_sets.gmt").write_text("\n".join(lines) + "\n")
+    tissue = pd.Series("other", index=B.columns)
+    n_top = int(0.1 * B.shape[1])
+    for m in B.index[:ENRICH_MODULES]:
+        top = [s for s in B.loc[m].sort_values(ascending=False).index if tissue[s] == "other"]
+        tissue[top[:n_top]] = f"tissue_{m}"
+    pd.DataFrame({"sample": B.columns, "tissue": tissue.to_numpy(),
+                  "batch": rng.choice(["b1", "b2", "b3"], B.shape[1])}).to_csv(
+        folder / "samples.tsv", sep="\t", index=False)
+
+
 def write_example(folder: str | Path, *, scale: str = "small", seed: int = 0,
                   backend: str = "auto", overwrite: bool = False) -> Path:
-    """Write ``folder/world/`` and ``folder/config.yaml``; returns the config's path."""
+    """Write ``folder/world/``, the other worlds, ``folder/enrich/`` and ``folder/config.yaml``;
+    returns the config's path."""
     from ..datasets import World, generate_world
 
     folder = Path(folder)
@@ -82,6 +119,7 @@ def write_example(folder: str | Path, *, scale: str = "small", seed: int = 0,
     except ImportError:
         cnn = "false"
     w = World(world)
+    write_enrichment_inputs(w, folder / "enrich", seed=seed)
     traits = w.truth("traits")
     k_clusters = int(traits.loc[~traits["is_null"], "cluster"].nunique())
     cfg = folder / "config.yaml"

@@ -357,6 +357,78 @@ def run_lv_genes(ctx: StageContext) -> dict:
             "traits_scored": int(pd.DataFrame(scores)["trait"].nunique())}
 
 
+def _sample_scores(ctx: StageContext) -> tuple[pd.DataFrame | None, str]:
+    """B (LVs × samples) for the sample contexts, and where it came from: the plier stage's
+    fit, a given model folder's ``B.parquet``, or the projection of ``inputs.expression``
+    onto the given model (MultiPLIER's way); None when there is none of them."""
+    from ..io import read_matrix
+
+    cfg = ctx.cfg
+    if "plier" in ctx.upstream:
+        return read_matrix(ctx.upstream["plier"] / "model" / "B.parquet", what="B"), "PLIER fit"
+    given = cfg.inputs.lv_model
+    if given is not None and given.is_dir() and (given / "B.parquet").exists():
+        return read_matrix(given / "B.parquet", what="B"), f"{given}/B.parquet"
+    if cfg.inputs.expression is not None:
+        Y = read_matrix(cfg.inputs.expression, what="expression")
+        return _lv_model(ctx).transform(Y), "projection of inputs.expression"
+    return None, ""
+
+
+def run_lv_enrich(ctx: StageContext) -> dict:
+    """What the LVs are enriched for (``gpu-engine lv enrich`` / ``lv context``): every gene
+    set of ``inputs.gene_sets`` tested in every LV (``gene_sets.parquet``: the set's name in
+    ``gene_set``, FDR over the LVs within each set), and the sample attributes of
+    ``inputs.sample_metadata`` over-represented among each LV's top samples by B
+    (``contexts.parquet``)."""
+    from ..io import read_table, write_table
+    from ..io.gene_sets import read_gene_sets
+    from ..lv_analysis import context_enrichment, gene_set_enrichment
+
+    cfg, p = ctx.cfg, ctx.cfg.stages.lv_enrich
+    out: dict = {}
+    if cfg.inputs.gene_sets:
+        Z = _lv_model(ctx).Z
+        tables, missing = [], []
+        for f in cfg.inputs.gene_sets:
+            for name, genes in read_gene_sets(f).items():
+                if not Z.index.isin(list(genes)).any():
+                    missing.append(name)
+                    continue
+                r = pd.DataFrame(gene_set_enrichment(Z, genes, name=name))
+                tables.append(r.assign(gene_set=name, source=f.name))
+        if missing:
+            log.warning("lv_enrich: %d gene set(s) share no gene with the LV model and are "
+                        "left out: %s", len(missing), ", ".join(missing[:5]))
+        if not tables:
+            from ..errors import InputError
+
+            raise InputError(f"inputs.gene_sets: no set shares a gene with the LV model "
+                             f"({', '.join(str(f) for f in cfg.inputs.gene_sets)}); use the "
+                             "model's gene identifiers")
+        t = pd.concat(tables, ignore_index=True)
+        t = t[["gene_set", *[c for c in t.columns if c not in ("gene_set", "source")],
+               "source"]]
+        write_table(t, ctx.out / "gene_sets.parquet")
+        out |= {"gene_sets": int(t["gene_set"].nunique()),
+                "set_lv_pairs_fdr_0.05": int((t["fdr"] < 0.05).sum())}
+    if cfg.inputs.sample_metadata is not None:
+        B, source = _sample_scores(ctx)
+        if B is None:
+            log.warning("lv_enrich: no sample scores B (no PLIER fit, no B.parquet in the "
+                        "given model, no inputs.expression to project); the sample contexts "
+                        "are not tested")
+        else:
+            meta = read_table(cfg.inputs.sample_metadata, what="sample metadata")
+            meta = meta.set_index(meta.columns[0])
+            c = context_enrichment(B, meta, attributes=p.attributes, top_fraction=p.top_fraction,
+                                   min_samples=p.min_samples)
+            c.save(ctx.out / "contexts.parquet")
+            out |= {"context_tests": len(c), "contexts_fdr_0.05": int((c["fdr"] < 0.05).sum()),
+                    "b_source": source}
+    return out
+
+
 def run_cluster(ctx: StageContext) -> dict:
     """Traits in module space (Z-weighted sums of standardised −log10 p): a clustering
     ensemble, the EAC/SCC consensus and its selection, the driving LVs (``ensemble/``,
@@ -674,6 +746,14 @@ STAGES: list[Stage] = [
           files=_files(lambda c: c.inputs.lv_model,
                        lambda c: c.inputs.smultixcan and c.inputs.smultixcan.folder),
           params=lambda c: _stage_params(c, "lv_genes"), requires=_gls_requires),
+    Stage("lv_enrich", "LV enrichment", run_lv_enrich, needs=_lv_needs,
+          files=_files(lambda c: c.inputs.lv_model, lambda c: list(c.inputs.gene_sets),
+                       lambda c: c.inputs.sample_metadata,
+                       lambda c: c.inputs.sample_metadata and c.inputs.expression),
+          params=lambda c: _stage_params(c, "lv_enrich"),
+          requires=lambda c: _lv_requires(c) or (
+              None if c.inputs.gene_sets or c.inputs.sample_metadata else
+              "needs inputs gene_sets or sample_metadata")),
     Stage("cluster", "trait clusters", run_cluster,
           needs=lambda c: _lv_needs(c) + _smx_needs(c) + ["gls"],
           files=_files(lambda c: c.inputs.lv_model,
