@@ -91,12 +91,14 @@ def test_plan_explains_skips(tmp_path):
 
 def test_example_runs_every_stage_then_reuses_all(example):
     cfg_path, rows = example
-    assert len(rows) == 11 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
+    assert len(rows) == 12 and sum(a == "run" for a in _actions(rows).values()) == N_STAGES
     out = load_config(cfg_path).out
     for r in (r for r in rows if r["action"] == "run"):
         doc = json.loads((out / r["stage"] / "stage.json").read_text())
         assert doc["status"] == "complete" and doc["seconds"] > 0 and doc["peak_rss_mib"] > 0
         assert (out / "logs" / f"{r['stage']}.log").exists()
+        assert not (out / r["stage"] / ".checkpoints").exists()  # dropped once complete
+    assert (out / "gls" / "null" / "calibration.parquet").exists()
     gls = pd.read_parquet(out / "gls" / "gls.parquet")
     assert {"lv", "trait", "pvalue_onesided", "fdr"} <= set(gls.columns) and len(gls) == 30 * 120
     again = run(load_config(cfg_path))  # how fast is measured in bench/, not asserted here
@@ -109,8 +111,8 @@ def test_a_changed_parameter_or_input_reruns_exactly_downstream(example, tmp_pat
     shutil.copytree(cfg_path.parent, d, symlinks=True)
     text = (d / "config.yaml").read_text()
     (d / "config.yaml").write_text(text.replace(
-        "gls: {mode: submatrix, conditional: true}",
-        "gls: {mode: submatrix, conditional: true, predictor: continuous}"))
+        "gls: {mode: submatrix, conditional: true,",
+        "gls: {mode: submatrix, conditional: true, predictor: continuous,"))
     items = plan(load_config(d / "config.yaml"))
     assert {it.name for it in items if it.action == "run"} == {"gls", "lv_genes", "cluster"}
     assert "parameters changed (predictor)" in next(i for i in items if i.name == "gls").reason
@@ -266,8 +268,8 @@ def test_scheduler_local_equals_the_in_process_run(example, tmp_path):
 def test_gls_trait_chunks_pool_to_the_single_call(example):
     """The GLS stage's per-chunk checkpoints give the one-call table (rows, values, FDR)."""
     from gpu_engine.gls import associate, read_smultixcan
+    from gpu_engine.gls.association import pool_results
     from gpu_engine.lvmodel import load_lv_model
-    from gpu_engine.pipeline.stages import _pooled_gls
     from gpu_engine.twas.gene_corr import read_gene_corr
 
     cfg_path, _ = example
@@ -278,7 +280,7 @@ def test_gls_trait_chunks_pool_to_the_single_call(example):
     whole = pd.DataFrame(associate(Z, P, R))
     traits = list(P.columns)
     parts = [pd.DataFrame(associate(Z, P[traits[k:k + 7]], R)) for k in range(0, 25, 7)]
-    pooled = pd.DataFrame(_pooled_gls(parts, list(Z.columns), traits))
+    pooled = pd.DataFrame(pool_results(parts[::-1], traits))  # any order of the chunks
     pd.testing.assert_frame_equal(pooled.astype({"lv": str, "trait": str}),
                                   whole.astype({"lv": str, "trait": str}), rtol=1e-12)
 
@@ -287,7 +289,7 @@ def test_cli_example_until(tmp_path):
     res = CliRunner().invoke(cli, ["--backend", "cpu", "run", "--example", "small", "--dir",
                                    str(tmp_path / "ex"), "--until", "spredixcan"])
     assert res.exit_code == 0, res.output
-    assert "2 stage(s) run, 0 reused, 9 skipped" in res.output
+    assert "2 stage(s) run, 0 reused, 10 skipped" in res.output
     assert (tmp_path / "ex" / "config.yaml").exists()
     assert (tmp_path / "ex" / "results" / "spredixcan" / "stage.json").exists()
     assert (tmp_path / "ex" / "results" / "report.html").exists()

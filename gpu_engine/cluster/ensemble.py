@@ -270,8 +270,14 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
                                      f"{preview(FAMILIES)}")
         return tasks
 
-    def fit(self, data: pd.DataFrame, *, client=None, progress: bool = False):
+    def fit(self, data: pd.DataFrame, *, client=None, progress: bool = False,
+            checkpoint=None, block: int = 64):
+        """Fit the ensemble on ``data`` (objects × features). ``checkpoint``: a folder (or
+        :class:`~gpu_engine.io.checkpoint.Checkpoint`) where the members' labels are saved
+        in blocks of ``block`` members; a fit killed part-way and called again with it loads
+        the finished blocks (same members either way)."""
         from ..distributed import map_tasks
+        from ..io.checkpoint import as_checkpoint
 
         if not isinstance(data, pd.DataFrame):
             data = pd.DataFrame(np.asarray(data))
@@ -313,10 +319,23 @@ class ClusterEnsemble(SavedEstimator, BaseEstimator):
         cuts = {(p[0], p[2][0]): r for p, r in zip(prep, prepared) if p[1] == "agglomerative"}
         col = {k: j for j, k in enumerate(agglo_ks)}
         run = [t for t in tasks if t[1] != "agglomerative"]
-        ran = map_tasks(_run_member, run, shared={"reps": reps, "embeddings": embeddings,
-                                                  "backend": backend},
-                        client=client, progress=progress, description="ensemble members",
-                        small=True)
+        cp = as_checkpoint(checkpoint)
+        shared = {"reps": reps, "embeddings": embeddings, "backend": backend}
+        if cp is None:
+            ran = map_tasks(_run_member, run, shared=shared, client=client, progress=progress,
+                            description="ensemble members", small=True)
+        else:
+            ran = []
+            for b in range(0, len(run), block):
+                name = f"members_{b // block:05d}"
+                got = cp.load(name)
+                if got is None:
+                    part = map_tasks(_run_member, run[b:b + block], shared=shared,
+                                     client=client, description="ensemble members",
+                                     small=True)
+                    got = {"labels": np.vstack(part)}
+                    cp.save(name, **got)
+                ran.extend(got["labels"])
         by_task = dict(zip(map(id, run), ran))
         labels = [cuts[(t[0], t[2]["linkage"])][:, col[t[2]["k"]]] if t[1] == "agglomerative"
                   else by_task[id(t)] for t in tasks]

@@ -24,6 +24,7 @@ value at all is dropped and named in ``report``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -278,10 +279,19 @@ def _tissue_matrix(z: pd.DataFrame, tissue: str, D_index: pd.Index, traits: list
     return Zt, rows_D
 
 
+def _keep_best(rank, raw, best, R, S, rows, ti) -> None:
+    """Max over tissues (the earlier tissue wins ties): where tissue ``ti``'s ranks ``R``
+    beat ``rank[rows]``, take them, its raw scores ``S`` and its index."""
+    better = R > rank[rows]
+    np.copyto(rank[rows], R, where=better)
+    np.copyto(raw[rows], S, where=better)
+    best[rows][better] = ti
+
+
 def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene",
           lv_model=None, top_k=None, tissues=None, trait_disease: pd.DataFrame | None = None,
           backend: Backend | str | None = None, client=None, batch_traits: int = 4096,
-          progress: bool = False) -> DrugScores:
+          progress: bool = False, checkpoint=None) -> DrugScores:
     """Score every drug against every trait (and disease); see the module docstring.
 
     ``drug_signatures``: genes × drugs (e.g. LINCS L1000 consensus signatures); in module
@@ -293,9 +303,12 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
     must already be LVs × columns. ``top_k``: default ``GENE_TOP_K`` / ``MODULE_TOP_K``.
     ``trait_disease``: a table with columns ``trait, disease``. ``client``: a Dask client;
     (tissue, trait batch) pieces then run as tasks. Memory: one tissue's z and one batch's
-    len(top_k) × batch × drugs scores at a time.
+    len(top_k) × batch × drugs scores at a time. ``checkpoint``: a folder (or
+    :class:`~gpu_engine.io.checkpoint.Checkpoint`) where each tissue's scores are saved; called
+    again with it after a kill, the finished tissues are loaded (same result).
     """
     from ..distributed import map_tasks
+    from ..io.checkpoint import as_checkpoint
 
     if space not in ("gene", "module"):
         raise InputError(f"drug scores: space must be 'gene' or 'module', not {space!r}")
@@ -334,7 +347,18 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
     D_values = D.to_numpy(np.float64)
     from ..progress import track
 
+    cp = as_checkpoint(checkpoint)
     for ti, tissue in track(list(enumerate(tissues)), "tissues", enabled=progress):
+        done = cp.load(f"tissue_{ti:05d}") if cp is not None else None
+        if done is not None and str(done["tissue"]) == str(tissue):
+            if traits is None:
+                traits = list(done["traits"])
+                rank = np.full((len(traits), len(drugs)), -np.inf)
+                raw = np.zeros((len(traits), len(drugs)))
+                best = np.zeros((len(traits), len(drugs)), np.int16)
+            per_tissue.append(json.loads(str(done["report"])))
+            _keep_best(rank, raw, best, done["rank"], done["raw"], slice(None), ti)
+            continue
         z = trait_signatures[tissue]
         z = z() if callable(z) else z
         if space == "module" and lv_model is not None:
@@ -358,11 +382,17 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
             res = map_tasks(_batch_ranks, [(Zt[b],) for b in batches],
                             shared={"D": Dm, "top_k": top_k, "backend": be.name},
                             client=client)
+        if cp is not None:
+            R_t = np.empty((len(traits), len(drugs)))
+            S_t = np.empty((len(traits), len(drugs)))
         for b, (R, S) in zip(batches, res):
-            better = R > rank[b]
-            np.copyto(rank[b], R, where=better)
-            np.copyto(raw[b], S, where=better)
-            best[b][better] = ti
+            _keep_best(rank, raw, best, R, S, b, ti)
+            if cp is not None:
+                R_t[b], S_t[b] = R, S
+        if cp is not None:
+            cp.save(f"tissue_{ti:05d}", tissue=np.array(str(tissue)),
+                    traits=np.array([str(t) for t in traits]), rank=R_t, raw=S_t,
+                    report=np.array(json.dumps(per_tissue[-1])))
     report["per_tissue"] = per_tissue
     report["drugs"], report["traits"] = len(drugs), len(traits)
     drug_trait = pd.DataFrame(rank.T, index=pd.Index(drugs, name="drug"),

@@ -189,6 +189,22 @@ def associate(lv_loadings, traits, gene_corr, covariates=None, *, mode: str = "s
 COEFFICIENT_STATS = ("beta", "beta_se", "t", "pvalue_twosided")  # kernels.gls.STAT_NAMES[:4]
 
 
+def pool_results(parts, traits=None) -> GLSResults:
+    """GLS tables of disjoint sets of traits (e.g. chunks of one :func:`associate` call's
+    traits) as one result: rows in :func:`associate`'s order (LVs in the order of the first
+    part, then traits in ``traits`` order, default first appearance) and BH FDR over all
+    pairs, as one call with every trait gives."""
+    t = pd.concat([pd.DataFrame(x).astype({"lv": str, "trait": str}) for x in parts],
+                  ignore_index=True)
+    lvs = list(dict.fromkeys(t["lv"]))
+    traits = [str(x) for x in traits] if traits is not None else list(dict.fromkeys(t["trait"]))
+    t["lv"] = pd.Categorical(t["lv"], categories=lvs)
+    t["trait"] = pd.Categorical(t["trait"], categories=traits)
+    t = t.sort_values(["lv", "trait"], kind="stable").reset_index(drop=True)
+    t["fdr"] = fdr_bh(t["pvalue_onesided"].to_numpy())
+    return GLSResults(t)
+
+
 def compute(problem: Problem, be, *, client=None, progress=False, ops: Ops | None = None,
             terms=None):
     """All statistics of a prepared problem: ``(stats (5, L, T), n (T,), skipped)``; NaN

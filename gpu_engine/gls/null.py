@@ -23,8 +23,9 @@ from scipy.special import ndtr
 
 from ..errors import InputError, preview
 from ..io import write_table
+from ..io.checkpoint import as_checkpoint
 from ..results import FolderResult, register
-from .association import associate
+from .association import associate, pool_results
 from .model import _cholesky, check_gene_corr, diagonal_blocks
 
 log = logging.getLogger(__name__)
@@ -164,11 +165,15 @@ def null_calibration(lv_loadings, gene_corr, *, n_null: int = 1000, covariates=N
                      covars=(), mode: str = "submatrix", predictor: str = "binary",
                      top_fraction: float = 0.01, lvs=None, alphas=ALPHAS, seed: int = 0,
                      null_model: str = "normal", n_indep=None, backend=None, client=None,
-                     progress: bool = False) -> NullCalibration:
+                     progress: bool = False, checkpoint=None,
+                     batch: int = 200) -> NullCalibration:
     """Simulate ``n_null`` null traits from ``gene_corr`` and report each LV's empirical
     type-I error (see the module doc). ``null_model`` and ``n_indep`` are those of
     :func:`simulate_null_traits`. ``covariates`` must be gene-level (one value per gene,
-    shared by the null traits) when ``covars`` is given."""
+    shared by the null traits) when ``covars`` is given. ``checkpoint``: a folder (or
+    :class:`~gpu_engine.io.checkpoint.Checkpoint`) where the GLS of each ``batch`` null traits
+    is saved; called again with it after a kill, the finished batches are loaded (the
+    results equal one uninterrupted call's)."""
     R = check_gene_corr(gene_corr)
     genes = [g for g in R.index if g in set(lv_loadings.index)]
     if not genes:
@@ -188,9 +193,22 @@ def null_calibration(lv_loadings, gene_corr, *, n_null: int = 1000, covariates=N
             raise InputError("chi2 null model: no gene of the matrix has an n_indep value")
     traits = simulate_null_traits(R, n_null, genes=genes, seed=seed, model=null_model,
                                   n_indep=n_indep)
-    results = associate(lv_loadings, traits, R, covariates, mode=mode, predictor=predictor,
-                        top_fraction=top_fraction, covars=covars, lvs=lvs, backend=backend,
-                        client=client, progress=progress)
+    kw = dict(mode=mode, predictor=predictor, top_fraction=top_fraction, covars=covars,
+              lvs=lvs, backend=backend, client=client)
+    cp = as_checkpoint(checkpoint)
+    if cp is None:
+        results = associate(lv_loadings, traits, R, covariates, progress=progress, **kw)
+    else:
+        parts = []
+        for b in range(0, n_null, batch):
+            name = f"null_{b // batch:05d}"
+            part = cp.load_frame(name)
+            if part is None:
+                part = pd.DataFrame(associate(lv_loadings, traits.iloc[:, b:b + batch], R,
+                                              covariates, **kw))
+                cp.save_frame(name, part)
+            parts.append(part)
+        results = pool_results(parts, traits.columns)
     table = calibration_table(results, alphas)
     log.info("null calibration: %d of %d LVs inflated", int(table["inflated"].sum()),
              len(table))

@@ -182,6 +182,8 @@ class PlierStage(_Stage):
 class NullCalibration(_Strict):
     n_null: int = Field(1000, ge=10)
     seed: int = 0
+    batch: int = Field(200, ge=1, description=(
+        "null traits per checkpoint; the results do not depend on it"))
 
 
 class GLSStage(_Stage):

@@ -45,7 +45,7 @@ stages:
   smultixcan: {{cutoff_condition_number: 30}}
   gene_corr: {{within_mb: 5}}
   plier: {{k: {k}}}
-  gls: {{mode: submatrix, conditional: true}}
+  gls: {{mode: submatrix, conditional: true, null_calibration: {{n_null: 200, batch: 100}}}}
   cluster: {{families: [kmeans, gmm, agglomerative, dbscan], k_max: {k_max}}}
   drugs: {{spaces: [gene, module], n_permutations: 200}}
   decode: {{restarts: 2, epochs: 30, patience: 8}}

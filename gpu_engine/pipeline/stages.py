@@ -54,6 +54,20 @@ class Stage:
     extra: dict = field(default_factory=dict)
 
 
+def _checkpoint(ctx: StageContext, name: str) -> Path:
+    """The folder where a long library call of this stage saves its finished blocks (the
+    ensemble's members, the null batches, each tissue's drug scores): inside the stage's
+    temporary folder, which the runner keeps across a kill and clears when the stage's
+    fingerprint changes."""
+    return ctx.out / ".checkpoints" / name
+
+
+def _drop_checkpoints(ctx: StageContext) -> None:
+    import shutil
+
+    shutil.rmtree(ctx.out / ".checkpoints", ignore_errors=True)
+
+
 def _stage_params(cfg: Config, name: str) -> dict:
     p = getattr(cfg.stages, name).model_dump(mode="json")
     p.pop("enabled", None)
@@ -284,6 +298,7 @@ def run_gls(ctx: StageContext) -> dict:
     """PhenoPLIER's GLS of every LV with every trait (``gls.parquet``; with ``conditional``
     also ``gls_conditional.parquet``; with ``null_calibration`` also ``null/``)."""
     from ..gls import associate, null_calibration, read_smultixcan
+    from ..gls.association import pool_results
     from ..twas.gene_corr import read_gene_corr
 
     cfg, p = ctx.cfg, ctx.cfg.stages.gls
@@ -303,7 +318,7 @@ def run_gls(ctx: StageContext) -> dict:
                                  client=ctx.client)
                 pd.DataFrame(part).to_parquet(tmp / "gls.parquet")
         parts.append(pd.read_parquet(ctx.out / name / "gls.parquet"))
-    res = _pooled_gls(parts, list(model.Z.columns), traits)
+    res = pool_results(parts, traits)
     res.save(ctx.out / "gls.parquet")
     if p.conditional:  # one call: the conditioning LVs are those significant over all pairs
         cond = associate(model.Z, smx.pvalue, R, mode=p.mode, predictor=p.predictor,
@@ -315,23 +330,13 @@ def run_gls(ctx: StageContext) -> dict:
     if p.null_calibration is not None:
         cal = null_calibration(model.Z, R, n_null=p.null_calibration.n_null, mode=p.mode,
                                predictor=p.predictor, seed=p.null_calibration.seed,
-                               backend=ctx.backend, client=ctx.client)
+                               backend=ctx.backend, client=ctx.client,
+                               checkpoint=_checkpoint(ctx, "null"),
+                               batch=p.null_calibration.batch)
         cal.save(ctx.out / "null")
+        out["lvs_inflated"] = int(cal.table["inflated"].sum())
+    _drop_checkpoints(ctx)
     return out
-
-
-def _pooled_gls(parts: list, lvs: list, traits: list):
-    """The chunks' tables as one :func:`~gpu_engine.gls.associate` result: rows in its order
-    (LVs in model order, then traits in input order) and BH FDR over all pairs."""
-    from ..gls.association import GLSResults
-    from ..stats import fdr_bh
-
-    t = pd.concat([x.astype({"lv": str, "trait": str}) for x in parts], ignore_index=True)
-    t["lv"] = pd.Categorical(t["lv"], categories=lvs)
-    t["trait"] = pd.Categorical(t["trait"], categories=traits)
-    t = t.sort_values(["lv", "trait"], kind="stable").reset_index(drop=True)
-    t["fdr"] = fdr_bh(t["pvalue_onesided"].to_numpy())
-    return GLSResults(t)
 
 
 def run_lv_genes(ctx: StageContext) -> dict:
@@ -450,7 +455,8 @@ def run_cluster(ctx: StageContext) -> dict:
     ens = ClusterEnsemble(families=tuple(p.families), k_max=k_max, n_seeds=p.n_seeds,
                           family_size=p.family_size, agglomerative_k_max=k_max,
                           dbscan_min_samples_max=min(10, max(2, len(M) // 3)),
-                          seed=p.seed).fit(M)
+                          seed=p.seed).fit(M, client=ctx.client,
+                                           checkpoint=_checkpoint(ctx, "ensemble"))
     ens.save(ctx.out / "ensemble")
     cons = consensus(ens.partitions_, k_range=range(2, k_max + 1), seed=p.seed,
                      backend=ctx.backend, objects=ens.objects_)
@@ -461,6 +467,7 @@ def run_cluster(ctx: StageContext) -> dict:
     stumps = ClusterInterpreter(max_features=3, max_explored=30).fit(
         M, labels.to_numpy()).stumps_
     write_table(stumps, ctx.out / "stumps.parquet")
+    _drop_checkpoints(ctx)
     return {"traits": int(len(M)), "members": int(len(ens.partitions_)),
             "clusters": int(labels.nunique())}
 
@@ -485,12 +492,13 @@ def run_drugs(ctx: StageContext) -> dict:
     for space in p.spaces:
         kw = ({"top_k": tuple(p.top_k)} if space == "gene" else {"lv_model": _lv_model(ctx)})
         s = score(D, Zt, space=space, trait_disease=td, backend=ctx.backend,
-                  client=ctx.client, **kw)
+                  client=ctx.client, checkpoint=_checkpoint(ctx, space), **kw)
         ev = evaluate(s, gold, n_permutations=p.n_permutations, seed=p.seed)
         s.save(ctx.out / space / "scores")
         ev.save(ctx.out / space / "evaluation")
         out[f"{space}_auc"] = float(ev.auc)
         out[f"{space}_ap"] = float(ev.ap)
+    _drop_checkpoints(ctx)
     return out
 
 
