@@ -314,3 +314,52 @@ def test_n_snps_in_cov_counts_only_snps_with_values(tmp_path):
                  "g2 rs4 rs4 2.0\n")
     cov = read_covariance(f)
     assert dict(zip(cov.genes, cov.n_in_cov)) == {"g1": 2, "g2": 1}
+
+
+def test_gwas_fast_reader_equals_the_careful_one(tmp_path, monkeypatch):
+    """Arrow's reader (the fast path) and the careful reader give the same parsed GWAS: NA
+    strings of every kind, an empty middle field, p-values with and without betas; a line
+    with an empty last field sends the file to the careful reader, which skips and counts it."""
+    import gpu_engine.twas.gwas as gw
+    from gpu_engine.twas import GwasColumns, read_gwas_file
+
+    rng = np.random.default_rng(3)
+    n = 500
+    g = pd.DataFrame({"SNP": [f"rs{i}" for i in range(n)], "A1": rng.choice(list("acgt"), n),
+                      "A2": rng.choice(list("ACGT"), n), "BETA": rng.normal(size=n) / 7,
+                      "SE": rng.uniform(0.01, 0.2, n), "P": rng.uniform(1e-300, 1, n),
+                      "NOTE": "x"}).astype({"BETA": object, "SE": object, "P": object})
+    g.loc[3, "BETA"], g.loc[4, "P"], g.loc[5, "BETA"] = "NA", ".", "nan"
+    g.loc[6, "SNP"], g.loc[7, "SE"] = "NA", ""  # an NA SNP; an empty field mid-line
+    text = g.to_csv(sep="\t", index=False, float_format="%.17g").splitlines()
+    f = tmp_path / "g.txt"
+    f.write_text("\n".join(text) + "\n")
+    cols = [GwasColumns(beta="BETA", se="SE"), GwasColumns(pvalue="P", beta="BETA")]
+
+    def careful(*a, **k):
+        raise ValueError("forced")
+
+    used, arrow = [], gw._read_arrow
+
+    def spy(*a, **k):
+        out = arrow(*a, **k)
+        used.append(len(out))
+        return out
+
+    monkeypatch.setattr(gw, "_read_arrow", spy)
+    for c in cols:
+        fast, rep_fast = read_gwas_file(f, c)
+        assert used and used[-1] == n  # the fast path read this file
+        with monkeypatch.context() as m:
+            m.setattr(gw, "_read_arrow", careful)
+            slow, rep_slow = read_gwas_file(f, c)
+        pd.testing.assert_frame_equal(fast, slow, check_dtype=False, rtol=0, atol=0)
+        assert rep_fast == rep_slow
+    assert not fast["zscore"].iloc[:10].notna().all()  # the NA rows are NaN, not dropped
+    short = text[:]
+    short[20] = short[20].rsplit("\t", 1)[0] + "\t"
+    f.write_text("\n".join(short) + "\n")
+    k = len(used)
+    got, rep = read_gwas_file(f, cols[0])
+    assert len(used) == k  # the fast reader refused the file
+    assert rep["malformed_lines"] == 1 and len(got) == n - 2  # and the "NA" SNP

@@ -155,18 +155,58 @@ def _read_frame(path: Path, usecols: list[str], separator: str | None,
         names = unique
     dtype = {c: str for c in string_cols if c in usecols}
     compression = "gzip" if _opener(path) is gzip.open else None
-    kw = dict(header=None, names=names, usecols=usecols, dtype=dtype, na_values=NA_STRINGS,
-              keep_default_na=True, skiprows=skip + 1, compression=compression)
     try:
         if separator is not None and not handle_empty_columns:
             try:
-                return pd.read_csv(path, sep=separator, engine="pyarrow", **kw), 0
-            except Exception:  # ragged lines etc.: the careful reader below
+                return _read_arrow(path, names, usecols, dtype, separator, skip), 0
+            except Exception:  # ragged lines, non-numeric values etc.: the careful reader
                 pass
         return _read_lenient(path, names, usecols, dtype, separator, skip, compression,
                              handle_empty_columns)
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path}: cannot parse the GWAS file ({exc})") from None
+
+
+def _read_arrow(path, names, usecols, dtype, separator, skip) -> pd.DataFrame:
+    """The fast path: Arrow's multithreaded CSV reader (gzip streamed), with the NA strings of
+    pandas' reader (its defaults, the empty field and :data:`NA_STRINGS`); string columns stay
+    Arrow strings. Raises on anything the careful reader treats differently: a ragged line,
+    an empty last field (the reference's whitespace split sees a short line, which the
+    careful reader skips and counts), a non-numeric value in a numeric column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pandas._libs.parsers import STR_NA_VALUES
+    from pyarrow import csv
+
+    strings = [c for c in usecols if c in dtype]
+    last = names[-1]
+    na = sorted(set(STR_NA_VALUES) | set(NA_STRINGS) | {""})
+    raw = set(strings) | {last}  # read as text; NA strings nulled below
+    table = csv.read_csv(
+        path, read_options=csv.ReadOptions(column_names=names, skip_rows=skip + 1,
+                                           block_size=1 << 24),
+        parse_options=csv.ParseOptions(delimiter=separator),
+        convert_options=csv.ConvertOptions(
+            include_columns=list(dict.fromkeys(usecols + [last])), null_values=na,
+            strings_can_be_null=False, column_types={c: pa.string() for c in raw}))
+    if pc.any(pc.equal(table.column(last), "")).as_py():
+        raise ValueError("a line with an empty last field")
+    na_set = pa.array(na, type=pa.string())
+    cols = {}
+    for c in usecols:
+        col = table.column(c)
+        if c in raw:
+            col = pc.if_else(pc.is_in(col, value_set=na_set), pa.scalar(None, pa.string()), col)
+        if c not in strings:
+            t = col.type
+            if not (pa.types.is_string(t) or pa.types.is_floating(t) or pa.types.is_integer(t)
+                    or pa.types.is_null(t)):
+                raise ValueError(f"column {c} is not numeric")
+            col = pc.cast(col, pa.float64())  # raises on a non-numeric string
+        cols[c] = col
+    sdt = pd.StringDtype("pyarrow", na_value=np.nan)
+    return pa.table(cols).to_pandas(types_mapper={pa.string(): sdt,
+                                                  pa.large_string(): sdt}.get)
 
 
 def _read_lenient(path, names, usecols, dtype, separator, skip, compression,
