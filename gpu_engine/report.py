@@ -343,12 +343,24 @@ def _association_section(out: Path) -> str:
                   + _kpi("genes the TWAS alone misses (module_only)",
                          int(c["module_only"].sum()), "lv_genes.module_only")
                   + _table(c, "lv_genes/core_genes.parquet", max_rows=40))
-    null = out / "gls" / "null"
-    if null.exists():
-        tabs = sorted(null.glob("*.parquet"))
-        if tabs:
-            html_ += "<h3>Null calibration</h3>" + _table(
-                pd.read_parquet(tabs[0]), f"gls/null/{tabs[0].name}")
+    cal_path = out / "gls" / "null" / "calibration.parquet"
+    if cal_path.exists():
+        cal = pd.read_parquet(cal_path)
+        flagged = cal[cal["inflated"]]
+        excluded = (out / "gls" / "gls_all_lvs.parquet").exists()
+        n_null = int(cal["n_null"].max()) if len(cal) else 0
+        what = ("They were <b>excluded</b>: the tables above (and every later stage) use the "
+                "other LVs, with FDR over them; the full table is <code>gls/"
+                "gls_all_lvs.parquet</code>." if excluded else
+                "They were <b>not excluded</b> (<code>null_calibration.exclude_inflated: "
+                "false</code>): read their associations with care." if len(flagged) else "")
+        html_ += (f"<h3>Null calibration</h3><p>GLS on {n_null:,} null traits simulated from "
+                  "the gene correlations; an LV is flagged when its type-I error exceeds the "
+                  f"nominal level (one-sided binomial test, Bonferroni). {what}</p>"
+                  + _kpi("LVs flagged as inflated", len(flagged), "gls.inflated")
+                  + _table(cal.sort_values(["inflated", "lambda_gc"] if "lambda_gc" in
+                                           cal.columns else ["inflated"],
+                                           ascending=False), "gls/null/calibration.parquet"))
     return html_
 
 

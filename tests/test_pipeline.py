@@ -346,3 +346,44 @@ stages:
                       sep="\t")
     assert set(trait_genes) <= set(smx.dropna(subset=["pvalue"])["gene"])
     assert (res / "expression_models" / "ld.txt.gz").exists()
+
+
+def test_inflated_lvs_are_excluded_when_asked(example, tmp_path, monkeypatch):
+    """``null_calibration.exclude_inflated``: the LVs the calibration flags leave gls.parquet
+    (BH FDR recomputed over the rest, the full table kept), the conditional tests and the
+    later stages; the report says so. The calibration is made to flag two LVs."""
+    import gpu_engine.gls as gls_mod
+    from gpu_engine.stats import fdr_bh
+
+    real = gls_mod.null_calibration
+
+    def flagging(*a, **k):
+        cal = real(*a, **k)
+        cal.table["inflated"] = cal.table["lv"].astype(str).isin(["LV1", "LV2"])
+        return cal
+
+    monkeypatch.setattr(gls_mod, "null_calibration", flagging)
+    cfg_path, _ = example
+    text = _absolute(cfg_path).replace("null_calibration: {n_null: 200, batch: 100}",
+                                       "null_calibration: {n_null: 20, batch: 10, "
+                                       "exclude_inflated: true}")
+    assert "exclude_inflated: true" in text
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(text.replace("out: results/", f"out: {tmp_path / 'res'}/"))
+    rows = run(load_config(cfg), until="lv_genes")
+    out = tmp_path / "res" / "gls"
+    assert _actions(rows)["gls"] == "run"
+    kept = pd.read_parquet(out / "gls.parquet")
+    full = pd.read_parquet(out / "gls_all_lvs.parquet")
+    assert set(full["lv"].astype(str)) - set(kept["lv"].astype(str)) == {"LV1", "LV2"}
+    rest = full[~full["lv"].astype(str).isin(["LV1", "LV2"])]
+    assert len(kept) == len(rest)
+    assert abs(kept["fdr"].to_numpy() - fdr_bh(rest["pvalue_onesided"].to_numpy())).max() < 1e-12
+    cond = pd.read_parquet(out / "gls_conditional.parquet")
+    assert not cond["lv"].astype(str).isin(["LV1", "LV2"]).any()
+    json_counts = json.loads((out / "stage.json").read_text())["counts"]
+    assert json_counts["lvs_excluded"] == 2
+    core = pd.read_parquet(tmp_path / "res" / "lv_genes" / "core_genes.parquet")
+    assert not core["lv"].astype(str).isin(["LV1", "LV2"]).any()
+    html = (tmp_path / "res" / "report.html").read_text()
+    assert 'data-check="gls.inflated" data-value="2"' in html and "<b>excluded</b>" in html

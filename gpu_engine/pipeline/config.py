@@ -184,6 +184,10 @@ class NullCalibration(_Strict):
     seed: int = 0
     batch: int = Field(200, ge=1, description=(
         "null traits per checkpoint; the results do not depend on it"))
+    exclude_inflated: bool = Field(False, description=(
+        "drop the LVs the calibration flags as inflated from gls.parquet (FDR over the rest; "
+        "the full table kept as gls_all_lvs.parquet) and from the conditional tests, as "
+        "PhenoPLIER excluded them"))
 
 
 class GLSStage(_Stage):

@@ -319,22 +319,30 @@ def run_gls(ctx: StageContext) -> dict:
                 pd.DataFrame(part).to_parquet(tmp / "gls.parquet")
         parts.append(pd.read_parquet(ctx.out / name / "gls.parquet"))
     res = pool_results(parts, traits)
+    out = {"lvs": int(model.Z.shape[1]), "traits": len(smx.traits)}
+    Z = model.Z
+    if p.null_calibration is not None:
+        nc = p.null_calibration
+        cal = null_calibration(Z, R, n_null=nc.n_null, mode=p.mode, predictor=p.predictor,
+                               seed=nc.seed, backend=ctx.backend, client=ctx.client,
+                               checkpoint=_checkpoint(ctx, "null"), batch=nc.batch)
+        cal.save(ctx.out / "null")
+        flagged = set(cal.table.loc[cal.table["inflated"], "lv"].astype(str))
+        out["lvs_inflated"] = len(flagged)
+        if nc.exclude_inflated and flagged:
+            # PhenoPLIER's way: the flagged LVs leave the table, FDR over the rest
+            res.save(ctx.out / "gls_all_lvs.parquet")
+            t = pd.DataFrame(res)
+            res = pool_results([t.loc[~t["lv"].astype(str).isin(flagged)]], traits)
+            Z = Z[[c for c in Z.columns if str(c) not in flagged]]
+            out["lvs_excluded"] = len(flagged)
     res.save(ctx.out / "gls.parquet")
+    out["significant_fdr_0.05"] = int((res["fdr"] < 0.05).sum())
     if p.conditional:  # one call: the conditioning LVs are those significant over all pairs
-        cond = associate(model.Z, smx.pvalue, R, mode=p.mode, predictor=p.predictor,
+        cond = associate(Z, smx.pvalue, R, mode=p.mode, predictor=p.predictor,
                          condition_on="significant", condition_predictor="continuous",
                          backend=ctx.backend, client=ctx.client)
         cond.save(ctx.out / "gls_conditional.parquet")
-    out = {"lvs": int(model.Z.shape[1]), "traits": len(smx.traits),
-           "significant_fdr_0.05": int((res["fdr"] < 0.05).sum())}
-    if p.null_calibration is not None:
-        cal = null_calibration(model.Z, R, n_null=p.null_calibration.n_null, mode=p.mode,
-                               predictor=p.predictor, seed=p.null_calibration.seed,
-                               backend=ctx.backend, client=ctx.client,
-                               checkpoint=_checkpoint(ctx, "null"),
-                               batch=p.null_calibration.batch)
-        cal.save(ctx.out / "null")
-        out["lvs_inflated"] = int(cal.table["inflated"].sum())
     _drop_checkpoints(ctx)
     return out
 
