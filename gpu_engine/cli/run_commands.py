@@ -31,12 +31,13 @@ from ._common import progress_enabled as _progress_enabled
 @click.pass_obj
 def run_cmd(obj: Obj, config, example, example_dir, seed, dry_run, force, from_stage, until,
             quiet) -> None:
-    """Run every stage the config's inputs allow — S-PrediXcan, S-MultiXcan, gene
-    correlations, PLIER, GLS, trait clusters, drugs, DEcode — each into OUT/<stage>/ with a
+    """Run every stage the config's inputs allow — expression models, S-PrediXcan,
+    S-MultiXcan, gene correlations, PLIER, GLS (with its null calibration), core genes, LV
+    enrichment, trait clusters, drugs, DEcode, CCC — each into OUT/<stage>/ with a
     stage.json (parameters, input fingerprints, times, memory, counts) and a log in
     OUT/logs/. A stage whose parameters and inputs are unchanged is reused; a changed one
-    re-runs with everything downstream; a killed run resumes where it stopped (chunked stages
-    keep their finished traits). The config is checked before anything runs, and every
+    re-runs with everything downstream; a killed run resumes where it stopped (long stages
+    keep their finished chunks: traits, null batches, ensemble members, tissues). The config is checked before anything runs, and every
     mistake is reported at once. OUT/report.html (self-contained) summarises the run. Every
     config key: docs/pipeline.md.
 
