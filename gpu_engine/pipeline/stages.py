@@ -81,7 +81,7 @@ def _trained(cfg: Config) -> list[str]:
     return list(cfg.stages.spredixcan.trained_models)
 
 
-def trained_tissue(cfg: Config, kind: str) -> str:
+def _trained_tissue(cfg: Config, kind: str) -> str:
     """The tissue name of a trained model set: the elastic net's is the expression models'
     ``tissue``, the CNN's ``<tissue>_cnn``."""
     t = cfg.inputs.expression_models.tissue
@@ -116,7 +116,7 @@ def _model_paths(cfg: Config, upstream: dict[str, Path]) -> dict[str, tuple[Path
         for t, f in model_files(m.folder, m.pattern).items():
             out[t] = (f, covs.get(t), m.snp_key)
     for kind in _trained(cfg):
-        folder, t = upstream["expression_models"] / kind, trained_tissue(cfg, kind)
+        folder, t = upstream["expression_models"] / kind, _trained_tissue(cfg, kind)
         if t in out:
             from ..errors import InputError
 
