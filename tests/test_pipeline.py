@@ -183,6 +183,19 @@ def test_sigkill_mid_stage_resumes_keeping_finished_chunks(example, tmp_path):
         b = pd.read_csv(tmp_path / "clean" / "results" / "smultixcan" / t /
                         f"{t}-smultixcan.txt", sep="\t")
         pd.testing.assert_frame_equal(a, b)
+    # the covariance cache (4 traits: kept after the first) changes the speed only: turning
+    # it off re-runs nothing, and a forced run without it writes the same files
+    spx = tmp_path / "clean" / "results" / "spredixcan"
+    counts = json.loads((spx / "stage.json").read_text())["counts"]
+    assert counts["covariances_cached"] == 5 and counts["covariance_cache_gib"] > 0
+    cached = {f.relative_to(spx): f.read_bytes() for f in spx.glob("trait*/*.csv")}
+    text = ref.read_text()
+    assert "stages:\n" in text
+    ref.write_text(text.replace("stages:\n", "stages:\n  spredixcan: {cache_covariances_gib: 0}\n"))
+    assert _actions(run(load_config(ref), until="spredixcan"))["spredixcan"] == "reuse"
+    run(load_config(ref), until="spredixcan", force=["spredixcan"])
+    assert json.loads((spx / "stage.json").read_text())["counts"]["covariances_cached"] == 0
+    assert {f.relative_to(spx): f.read_bytes() for f in spx.glob("trait*/*.csv")} == cached
 
 
 def test_cli_dry_run_and_unknown_stage(example):

@@ -37,9 +37,10 @@ def run_cmd(obj: Obj, config, example, example_dir, seed, dry_run, force, from_s
     stage.json (parameters, input fingerprints, times, memory, counts) and a log in
     OUT/logs/. A stage whose parameters and inputs are unchanged is reused; a changed one
     re-runs with everything downstream; a killed run resumes where it stopped (long stages
-    keep their finished chunks: traits, null batches, ensemble members, tissues). The config is checked before anything runs, and every
-    mistake is reported at once. OUT/report.html (self-contained) summarises the run. Every
-    config key: docs/pipeline.md.
+    keep their finished chunks: traits, null batches, ensemble members, tissues). The
+    config is checked before anything runs, and every mistake is reported at once.
+    OUT/report.html (self-contained) summarises the run. Every config key:
+    docs/pipeline.md.
 
     \b
       gpu-engine run --example small            a synthetic world, every stage

@@ -162,6 +162,9 @@ class SPrediXcanStage(_Stage):
         "the expression_models stage's databases that join inputs.models as tissues: en "
         "(tissue name inputs.expression_models.tissue) and cnn (<tissue>_cnn); S-MultiXcan "
         "and the gene correlations then use them too"))
+    cache_covariances_gib: float = Field(4.0, ge=0, description=(
+        "keep each tissue's SNP covariance (its model genes) in memory across traits, up to "
+        "this many GiB; 0: read them again for every trait (always so with a Dask client)"))
 
 
 class SMultiXcanStage(_Stage):

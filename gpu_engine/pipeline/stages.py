@@ -68,9 +68,13 @@ def _drop_checkpoints(ctx: StageContext) -> None:
     shutil.rmtree(ctx.out / ".checkpoints", ignore_errors=True)
 
 
-def _stage_params(cfg: Config, name: str) -> dict:
+def _stage_params(cfg: Config, name: str, speed_only=()) -> dict:
+    """The stage's parameters for its fingerprint (``speed_only``: keys that change how fast
+    it runs, never its results, left out so that changing them re-runs nothing)."""
     p = getattr(cfg.stages, name).model_dump(mode="json")
     p.pop("enabled", None)
+    for k in speed_only:
+        p.pop(k, None)
     p["backend"] = p.get("backend") or cfg.backend
     return p
 
@@ -172,6 +176,8 @@ def run_spredixcan(ctx: StageContext) -> dict:
     cols = GwasColumns(**cfg.inputs.gwas.columns)
     traits = _gwas_files(cfg)
     timing = {"parse_s": 0.0, "compute_s": 0.0, "write_s": 0.0, "computed_traits": 0}
+    cache = _CovarianceCache(models, covs, 0 if ctx.client is not None or len(traits) < 2
+                             else cfg.stages.spredixcan.cache_covariances_gib)
     for trait, path in traits.items():
         with ctx.chunk(trait) as tmp:
             if tmp is None:
@@ -179,8 +185,8 @@ def run_spredixcan(ctx: StageContext) -> dict:
             t0 = time.perf_counter()
             gwas = read_gwas(path, cols, snps=snps)
             t1 = time.perf_counter()
-            res, report = spredixcan_tissues(models, covs, gwas, backend=ctx.backend,
-                                             client=ctx.client)
+            res, report = spredixcan_tissues(models, cache.covariances(), gwas,
+                                             backend=ctx.backend, client=ctx.client)
             t2 = time.perf_counter()
             for t, r in res.items():
                 write_spredixcan(r, tmp / f"{t}.csv")
@@ -202,7 +208,37 @@ def run_spredixcan(ctx: StageContext) -> dict:
     for t, cols_ in z.items():
         with atomic_path(ctx.out / "z" / f"{t}.parquet") as tmp:
             pd.DataFrame(cols_).rename_axis("gene").to_parquet(tmp)
-    return {"traits": len(traits), "tissues": len(models)} | timing
+    return {"traits": len(traits), "tissues": len(models),
+            "covariances_cached": len(cache.blocks),
+            "covariance_cache_gib": round(cache.used / 2**30, 3)} | timing
+
+
+class _CovarianceCache:
+    """Each tissue's SNP covariance (only its model's genes) read once per run and kept for
+    the next traits, while the blocks kept stay within ``gib`` GiB; tissues beyond it are
+    read again per trait (inside S-PrediXcan, as without a cache). The results do not
+    depend on it."""
+
+    def __init__(self, models: dict, paths: dict, gib: float):
+        self.models, self.paths = models, paths
+        self.budget, self.used = gib * 2**30, 0
+        self.blocks: dict = {}
+        self.full = gib <= 0
+
+    def covariances(self) -> dict:
+        from ..twas import read_covariance
+
+        if not self.full:
+            for t, path in self.paths.items():
+                if t in self.blocks:
+                    continue
+                b = read_covariance(path, genes=self.models[t].genes)
+                size = b.values.nbytes + 100 * b.snps.size + 64 * len(b.genes)
+                if self.used + size > self.budget:
+                    self.full = True
+                    break
+                self.blocks[t], self.used = b, self.used + size
+        return {t: self.blocks.get(t, p) for t, p in self.paths.items()}
 
 
 def run_smultixcan(ctx: StageContext) -> dict:
@@ -722,7 +758,8 @@ STAGES: list[Stage] = [
           files=_files(lambda c: c.inputs.gwas and c.inputs.gwas.folder,
                        lambda c: c.inputs.models and c.inputs.models.folder,
                        lambda c: c.inputs.covariances and c.inputs.covariances.folder),
-          params=lambda c: _stage_params(c, "spredixcan") | {
+          params=lambda c: _stage_params(c, "spredixcan", speed_only=(
+              "cache_covariances_gib",)) | {
               "gwas": c.inputs.gwas and c.inputs.gwas.model_dump(mode="json",
                                                                  exclude={"folder"}),
               "models": c.inputs.models and c.inputs.models.model_dump(mode="json",
