@@ -352,7 +352,7 @@ def score(drug_signatures: pd.DataFrame, trait_signatures, *, space: str = "gene
         done = cp.load(f"tissue_{ti:05d}") if cp is not None else None
         if done is not None and str(done["tissue"]) == str(tissue):
             if traits is None:
-                traits = list(done["traits"])
+                traits = [str(t) for t in done["traits"]]
                 rank = np.full((len(traits), len(drugs)), -np.inf)
                 raw = np.zeros((len(traits), len(drugs)))
                 best = np.zeros((len(traits), len(drugs)), np.int16)
