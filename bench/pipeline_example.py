@@ -3,7 +3,7 @@ resident memory per stage (from each ``stage.json``), the world's generation tim
 run's wall time and peak memory, and a second run's (every stage reused). Appends one record
 to ``bench/results/pipeline.jsonl``.
 
-    python bench/pipeline_example.py [--scale medium] [--backend cpu]
+    python bench/pipeline_example.py [--scale medium] [--backend cpu] [--results DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="medium", choices=["small", "medium"])
     ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results",
+                    help="folder of pipeline.jsonl (default bench/results)")
     a = ap.parse_args()
     from gpu_engine.backend import get_backend
     from gpu_engine.benchmarking import append_record, machine_info
@@ -60,7 +62,7 @@ def main() -> None:
               **rec, "stages": stages,
               "notes": "peak_rss_gib: the whole process (both runs); per stage: the process's "
                        "resident memory sampled every 0.2 s while the stage ran"}
-    append_record(Path(__file__).parent / "results", record)
+    append_record(a.results, record)
     print(json.dumps({k: v for k, v in record.items() if k != "machine"}, indent=1))
 
 

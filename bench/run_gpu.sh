@@ -2,7 +2,7 @@
 # One prepared command for a GPU machine lent for a quarter of an hour: the gpu test tier,
 # then each stage's full-size GPU benchmark once (our side only; the CPU baseline figures
 # come from the records committed in bench/results/), with a time cap per stage, so the whole
-# run ends in under 8 minutes on one H200. One log and the JSON records land in OUT.
+# run ends in under 9 minutes on one H200. One log and the JSON records land in OUT.
 #
 #   bash bench/run_gpu.sh [OUT]          # from the repository root; OUT default
 #                                        # bench/results/gpu-<UTC stamp>/
@@ -14,10 +14,12 @@
 #   pip download --dest .whl --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
 #       "setuptools>=77" wheel "dask[distributed]==2026.7.1" click rich threadpoolctl \
-#       statsmodels ccc-coef==0.2.2 pytest
+#       statsmodels ccc-coef==0.2.2 pytest pydantic pyyaml
 #
 # The script installs them without the network (--no-index); whatever is missing it reports
 # and goes on: the CLI and the tests that need dask are skipped, the rest run without it.
+# Then `gpu-engine run --example small` on the GPU backend (bench/pipeline_example.py: time
+# and peak memory per stage), capped at PIPELINE_BUDGET (s, default 75).
 # Environment: TEST_BUDGET (s, default 170), STAGE_BUDGET (s per stage, default 30),
 # STAGES (default below), SIZE (full), BACKEND (gpu; cpu lets you rehearse the script on a
 # laptop with SIZE=quick).
@@ -32,6 +34,7 @@ SIZE="${SIZE:-full}"
 BACKEND="${BACKEND:-gpu}"
 TEST_BUDGET="${TEST_BUDGET:-170}"
 STAGE_BUDGET="${STAGE_BUDGET:-30}"
+PIPELINE_BUDGET="${PIPELINE_BUDGET:-75}"
 t_start=$(date +%s)
 {
   echo "# gpu_engine GPU run $stamp: size $SIZE, backend $BACKEND, stages: $STAGES"
@@ -40,7 +43,7 @@ t_start=$(date +%s)
   if [ -d .whl ]; then
     python3 -m pip install -q --no-index --find-links .whl setuptools wheel 2>&1 | tail -2
     python3 -m pip install -q --no-index --find-links .whl "dask[distributed]" click rich \
-      threadpoolctl statsmodels ccc-coef pytest 2>&1 | tail -3 \
+      threadpoolctl statsmodels ccc-coef pytest pydantic pyyaml 2>&1 | tail -3 \
       || echo "some wheels missing from .whl/: going on without them"
   else
     echo "no .whl/ folder: using what the machine has (see the header of this script)"
@@ -69,6 +72,10 @@ t_start=$(date +%s)
     [ "$rc" -eq 124 ] && echo "bench $stage: stopped at its ${STAGE_BUDGET} s cap"
     echo "bench $stage exit: $rc"
   done
+  echo "## gpu-engine run --example small on $BACKEND (cap ${PIPELINE_BUDGET} s)"
+  timeout "$PIPELINE_BUDGET" python3 bench/pipeline_example.py --scale small \
+    --backend "$BACKEND" --results "$OUT"
+  echo "pipeline exit: $?"
   echo "# done in $(( $(date +%s) - t_start )) s"
 } 2>&1 | tee "$log"
 echo "log and records in $OUT/"
