@@ -197,6 +197,54 @@ def test_harmonization_case_by_case():
     assert list(fin["snp"]) == ["rs1", "rs2"]
 
 
+def _harmonize_by_merge(g: pd.DataFrame, alleles: pd.DataFrame):
+    """The definition as pandas operations (an inner merge on the SNP, GWAS row order, the
+    first of duplicated GWAS rows), to check the hash-lookup implementation against."""
+    a = alleles.drop_duplicates("snp")
+    m = g.merge(a[["snp", "eff_allele", "ref_allele"]], on="snp", how="inner", sort=False)
+    dup = m.duplicated("snp")
+    m = m.loc[~dup]
+    same = (m["effect_allele"] == m["eff_allele"]) & (m["non_effect_allele"] == m["ref_allele"])
+    swap = (m["effect_allele"] == m["ref_allele"]) & (m["non_effect_allele"] == m["eff_allele"])
+    swap &= ~same
+    ok = (same | swap).to_numpy()
+    sign = np.where(swap, -1.0, 1.0)[ok]
+    out = pd.DataFrame({"snp": m["snp"].to_numpy()[ok],
+                        "zscore": m["zscore"].to_numpy()[ok] * sign,
+                        "beta": m["beta"].to_numpy()[ok] * sign,
+                        "source_file": m["source_file"].to_numpy()[ok]})
+    return out, int(dup.sum()), len(m)
+
+
+def test_harmonization_equals_the_merge_definition():
+    """Random GWAS with duplicated SNPs, swapped, mismatched and strand-flipped alleles, NaN
+    z, SNPs absent from either side, in shuffled orders; the same Gwas object harmonized
+    against several models (its lookup is built once) equals the merge-based definition."""
+    from gpu_engine.twas.gwas import Gwas
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    alle = np.array(list("ACGT"))
+    snp = rng.choice([f"rs{i}" for i in range(4000)], n)  # duplicates included
+    g = pd.DataFrame({"snp": snp, "effect_allele": rng.choice(alle, n),
+                      "non_effect_allele": rng.choice(alle, n), "zscore": rng.normal(size=n),
+                      "beta": rng.normal(size=n), "source_file": rng.choice(["f1", "f2"], n)})
+    g.loc[rng.choice(n, 50, replace=False), "zscore"] = np.nan
+    g = g.astype({"snp": "str", "effect_allele": "str", "non_effect_allele": "str"})
+    gw = Gwas(g)
+    for _ in range(4):  # one GWAS, several models
+        m = 1500
+        a = pd.DataFrame({"snp": rng.choice([f"rs{i}" for i in range(4500)], m),
+                          "eff_allele": rng.choice(alle, m), "ref_allele": rng.choice(alle, m)})
+        out, rep = harmonize(gw, a)
+        want, n_dup, n_in = _harmonize_by_merge(g, a)
+        pd.testing.assert_frame_equal(out, want, check_dtype=False)
+        assert rep["duplicated"] == n_dup > 0 and rep["in_gwas"] == n_in
+        assert rep["kept"] == len(want) and rep["missing_from_gwas"] == len(
+            a.drop_duplicates("snp")) - n_in
+    assert gw._lookup is not None and gw._lookup.frame is g
+
+
 def test_harmonized_gwas_matches_metaxcan(mx, models):
     """The golden intermediate: MetaXcan's parsed + aligned GWAS, union over the tissues."""
     ref = pd.read_csv(mx / "golden" / "harmonized_gwas_metaxcan_M03.tsv", sep="\t",

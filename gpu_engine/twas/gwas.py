@@ -88,6 +88,34 @@ class Gwas:
 
     frame: pd.DataFrame
     files: pd.DataFrame = field(default_factory=pd.DataFrame)
+    _lookup: object = field(default=None, init=False, repr=False, compare=False)
+
+    def snp_lookup(self) -> _SnpLookup:
+        """The frame's :class:`_SnpLookup`, built once (every tissue harmonizes against the
+        same GWAS) and rebuilt if ``frame`` was replaced."""
+        if self._lookup is None or self._lookup.frame is not self.frame:
+            self._lookup = _SnpLookup(self.frame)
+        return self._lookup
+
+
+class _SnpLookup:
+    """A GWAS frame's SNPs as a hash index of their first rows, with the columns harmonizing
+    reads as NumPy arrays (converting Arrow strings once instead of once per tissue)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        snp = frame["snp"]
+        dup = snp.duplicated().to_numpy()
+        self.first = np.flatnonzero(~dup)
+        self.snp = snp.to_numpy(dtype=object)
+        self.index = pd.Index(self.snp[self.first])
+        self.duplicates = snp[dup]  # the rows after a SNP's first
+        self.effect_allele = frame["effect_allele"].to_numpy(dtype=object)
+        self.non_effect_allele = frame["non_effect_allele"].to_numpy(dtype=object)
+        self.zscore = frame["zscore"].to_numpy(dtype=np.float64)
+        self.beta = frame["beta"].to_numpy(dtype=np.float64)
+        self.source = (frame["source_file"].to_numpy(dtype=object) if "source_file" in frame
+                       else None)
 
 
 def gwas_files(folder: str | os.PathLike, pattern: str | None = None) -> list[Path]:
@@ -462,28 +490,31 @@ def harmonize(gwas: Gwas | pd.DataFrame, alleles: pd.DataFrame, *,
     is used), model SNPs missing from the GWAS, kept SNPs whose z is not finite.
     ``finite_only`` drops the latter (S-PrediXcan does; S-MultiXcan's SNP set keeps them).
     """
-    g = gwas.frame if isinstance(gwas, Gwas) else gwas
+    lk = gwas.snp_lookup() if isinstance(gwas, Gwas) else _SnpLookup(gwas)
     a = alleles.drop_duplicates("snp")
-    m = g.merge(a[["snp", "eff_allele", "ref_allele"]], on="snp", how="inner", sort=False)
-    dup = m.duplicated("snp")
-    m = m.loc[~dup]
-    ea = m["effect_allele"].to_numpy()
-    nea = m["non_effect_allele"].to_numpy()
-    eff = m["eff_allele"].to_numpy()
-    ref = m["ref_allele"].to_numpy()
+    asnp = a["snp"].to_numpy(dtype=object)
+    pos = lk.index.get_indexer(asnp)
+    hit = np.flatnonzero(pos >= 0)
+    rows = lk.first[pos[hit]]
+    order = np.argsort(rows, kind="stable")  # the GWAS's row order, as an inner merge gives
+    rows, hit = rows[order], hit[order]
+    ea, nea = lk.effect_allele[rows], lk.non_effect_allele[rows]
+    eff = a["eff_allele"].to_numpy(dtype=object)[hit]
+    ref = a["ref_allele"].to_numpy(dtype=object)[hit]
     same = (ea == eff) & (nea == ref)
     swap = (ea == ref) & (nea == eff) & ~same
     ok = same | swap
     sign = np.where(swap, -1.0, 1.0)[ok]
-    out = pd.DataFrame({"snp": m["snp"].to_numpy()[ok],
-                        "zscore": m["zscore"].to_numpy()[ok] * sign,
-                        "beta": m["beta"].to_numpy()[ok] * sign})
-    if "source_file" in m:
-        out["source_file"] = m["source_file"].to_numpy()[ok]
+    rows = rows[ok]
+    out = pd.DataFrame({"snp": lk.snp[rows], "zscore": lk.zscore[rows] * sign,
+                        "beta": lk.beta[rows] * sign})
+    if lk.source is not None:
+        out["source_file"] = lk.source[rows]
+    n_dup = int(member(lk.duplicates, asnp).sum()) if len(lk.duplicates) else 0
     finite = np.isfinite(out["zscore"].to_numpy())
-    report = {"model_snps": int(len(a)), "in_gwas": int(len(m)), "kept": int(ok.sum()),
+    report = {"model_snps": int(len(a)), "in_gwas": int(hit.size), "kept": int(ok.sum()),
               "flipped": int(swap.sum()), "allele_mismatch": int((~ok).sum()),
-              "duplicated": int(dup.sum()), "missing_from_gwas": int(len(a) - len(m)),
+              "duplicated": n_dup, "missing_from_gwas": int(len(a) - hit.size),
               "non_finite_z": int((~finite).sum())}
     if finite_only:
         out = out.loc[finite].reset_index(drop=True)
