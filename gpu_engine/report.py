@@ -353,7 +353,8 @@ def _association_section(out: Path) -> str:
                 "other LVs, with FDR over them; the full table is <code>gls/"
                 "gls_all_lvs.parquet</code>." if excluded else
                 "They were <b>not excluded</b> (<code>null_calibration.exclude_inflated: "
-                "false</code>): read their associations with care." if len(flagged) else "")
+                "false</code>): read their associations with care." if len(flagged) else
+                "No LV is flagged.")
         html_ += (f"<h3>Null calibration</h3><p>GLS on {n_null:,} null traits simulated from "
                   "the gene correlations; an LV is flagged when its type-I error exceeds the "
                   f"nominal level (one-sided binomial test, Bonferroni). {what}</p>"
