@@ -183,9 +183,17 @@ def test_sigkill_mid_stage_resumes_keeping_finished_chunks(example, tmp_path):
         b = pd.read_csv(tmp_path / "clean" / "results" / "smultixcan" / t /
                         f"{t}-smultixcan.txt", sep="\t")
         pd.testing.assert_frame_equal(a, b)
+    # z/<tissue>.parquet (assembled one tissue at a time) equals the z of the CSV files
+    spx = tmp_path / "clean" / "results" / "spredixcan"
+    for f in sorted((spx / "z").glob("*.parquet")):
+        want = pd.DataFrame({t: pd.read_csv(spx / t / f"{f.stem}.csv").dropna(
+            subset=["zscore"]).drop_duplicates("gene_name").set_index("gene_name")["zscore"]
+            for t in ("traitA", "traitB", "traitC", "traitD")}).sort_index().rename_axis("gene")
+        pd.testing.assert_frame_equal(pd.read_parquet(f), want, check_index_type=False,
+                                      check_column_type=False)
+    assert len(list((spx / "z").glob("*.parquet"))) == 5
     # the covariance cache (4 traits: kept after the first) changes the speed only: turning
     # it off re-runs nothing, and a forced run without it writes the same files
-    spx = tmp_path / "clean" / "results" / "spredixcan"
     counts = json.loads((spx / "stage.json").read_text())["counts"]
     assert counts["covariances_cached"] == 5 and counts["covariance_cache_gib"] > 0
     cached = {f.relative_to(spx): f.read_bytes() for f in spx.glob("trait*/*.csv")}

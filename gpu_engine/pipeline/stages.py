@@ -160,7 +160,7 @@ def run_spredixcan(ctx: StageContext) -> dict:
     ``<trait>/<tissue>.csv`` (MetaXcan's format) and the trait's harmonization report; plus
     ``z/<tissue>.parquet`` (genes × traits z-scores by gene symbol, what the drugs stage
     reads)."""
-    from ..io import atomic_path, write_table
+    from ..io import write_table
     from ..twas import (
         GwasColumns,
         read_gwas,
@@ -190,6 +190,7 @@ def run_spredixcan(ctx: StageContext) -> dict:
             t2 = time.perf_counter()
             for t, r in res.items():
                 write_spredixcan(r, tmp / f"{t}.csv")
+            _z_columns(res).to_parquet(tmp / "z.parquet")
             write_table(report.assign(trait=trait), tmp / "report.tsv")
             timing["parse_s"] += t1 - t0
             timing["compute_s"] += t2 - t1
@@ -198,19 +199,44 @@ def run_spredixcan(ctx: StageContext) -> dict:
     log.info("S-PrediXcan: %d traits computed; GWAS parsing %.1f s, S-PrediXcan %.1f s, "
              "writing %.1f s", timing["computed_traits"], timing["parse_s"],
              timing["compute_s"], timing["write_s"])
-    z = {}
-    for trait in traits:
-        for f in sorted((ctx.out / trait).glob("*.csv")):
-            r = pd.read_csv(f)
-            z.setdefault(f.stem, {})[trait] = r.dropna(subset=["zscore"]).drop_duplicates(
-                "gene_name").set_index("gene_name")["zscore"]
-    (ctx.out / "z").mkdir(exist_ok=True)
-    for t, cols_ in z.items():
-        with atomic_path(ctx.out / "z" / f"{t}.parquet") as tmp:
-            pd.DataFrame(cols_).rename_axis("gene").to_parquet(tmp)
+    _write_z(ctx.out, list(traits))
     return {"traits": len(traits), "tissues": len(models),
             "covariances_cached": len(cache.blocks),
             "covariance_cache_gib": round(cache.used / 2**30, 3)} | timing
+
+
+def _z_columns(res: dict) -> pd.DataFrame:
+    """One trait's S-PrediXcan z by gene symbol (genes × tissues; genes without a z left
+    out, the first row of a duplicated symbol kept)."""
+    cols = {t: r.dropna(subset=["zscore"]).drop_duplicates("gene_name").set_index(
+        "gene_name")["zscore"] for t, r in res.items()}
+    return pd.DataFrame(cols).rename_axis("gene")
+
+
+def _write_z(out: Path, traits: list[str]) -> None:
+    """``z/<tissue>.parquet`` (genes × traits, genes sorted) from the traits' ``z.parquet``,
+    one tissue at a time, so that memory holds one tissue's matrix, not all of them (49
+    tissues × 4,000 traits × 20,000 genes would be 31 GB). A trait chunk written without
+    ``z.parquet`` is read from its CSV files."""
+    import pyarrow.parquet as pq
+
+    from ..io import atomic_path
+
+    names: dict[str, list[str]] = {}
+    for trait in traits:
+        f = out / trait / "z.parquet"
+        if not f.exists():
+            res = {c.stem: pd.read_csv(c) for c in sorted((out / trait).glob("*.csv"))}
+            _z_columns(res).to_parquet(f)
+        names[trait] = [c for c in pq.read_schema(f).names if c != "gene"]
+    (out / "z").mkdir(exist_ok=True)
+    for t in sorted(set().union(*names.values())):
+        cols = {}
+        for trait in traits:
+            if t in names[trait]:
+                cols[trait] = pd.read_parquet(out / trait / "z.parquet", columns=[t])[t].dropna()
+        with atomic_path(out / "z" / f"{t}.parquet") as tmp:
+            pd.DataFrame(cols).sort_index().rename_axis("gene").to_parquet(tmp)
 
 
 class _CovarianceCache:
