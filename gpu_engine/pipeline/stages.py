@@ -206,37 +206,54 @@ def run_spredixcan(ctx: StageContext) -> dict:
 
 
 def _z_columns(res: dict) -> pd.DataFrame:
-    """One trait's S-PrediXcan z by gene symbol (genes × tissues; genes without a z left
-    out, the first row of a duplicated symbol kept)."""
-    cols = {t: r.dropna(subset=["zscore"]).drop_duplicates("gene_name").set_index(
-        "gene_name")["zscore"] for t, r in res.items()}
-    return pd.DataFrame(cols).rename_axis("gene")
+    """One trait's S-PrediXcan z by gene symbol: genes (sorted) × tissues, a gene without a
+    z in a tissue NaN there, the first row of a duplicated symbol kept."""
+    parts = []
+    for t, r in res.items():
+        r = r.dropna(subset=["zscore"]).drop_duplicates("gene_name")
+        parts.append((t, r["gene_name"].to_numpy(dtype=object), r["zscore"].to_numpy(float)))
+    every = np.concatenate([g for _, g, _ in parts]) if parts else np.array([], dtype=object)
+    genes = pd.Index(np.sort(pd.unique(every)), name="gene")  # hash first: 20 k, not 1 M, sorted
+    Z = np.full((len(genes), len(parts)), np.nan)
+    for j, (_, g, z) in enumerate(parts):
+        Z[genes.get_indexer(g), j] = z
+    return pd.DataFrame(Z, index=genes, columns=[t for t, _, _ in parts])
 
 
-def _write_z(out: Path, traits: list[str]) -> None:
-    """``z/<tissue>.parquet`` (genes × traits, genes sorted) from the traits' ``z.parquet``,
-    one tissue at a time, so that memory holds one tissue's matrix, not all of them (49
-    tissues × 4,000 traits × 20,000 genes would be 31 GB). A trait chunk written without
-    ``z.parquet`` is read from its CSV files."""
+def _write_z(out: Path, traits: list[str], budget_gib: float = 1.0) -> None:
+    """``z/<tissue>.parquet`` (genes × traits, genes sorted) from the traits' ``z.parquet``.
+    Tissues are assembled in groups whose matrices fit in ``budget_gib`` (49 tissues × 4,000
+    traits × 20,000 genes at once would be 31 GB); each trait's file is read once per group.
+    A trait chunk written without ``z.parquet`` is read from its CSV files."""
     import pyarrow.parquet as pq
 
     from ..io import atomic_path
 
     names: dict[str, list[str]] = {}
+    rows = 1
     for trait in traits:
         f = out / trait / "z.parquet"
         if not f.exists():
             res = {c.stem: pd.read_csv(c) for c in sorted((out / trait).glob("*.csv"))}
             _z_columns(res).to_parquet(f)
-        names[trait] = [c for c in pq.read_schema(f).names if c != "gene"]
+        meta = pq.read_metadata(f)
+        rows = max(rows, meta.num_rows)
+        names[trait] = [c for c in meta.schema.names if c != "gene"]
+    tissues = sorted(set().union(*names.values())) if names else []
+    group = max(1, int(budget_gib * 2**30 // (8 * rows * max(1, len(traits)))))
     (out / "z").mkdir(exist_ok=True)
-    for t in sorted(set().union(*names.values())):
-        cols = {}
+    for g0 in range(0, len(tissues), group):
+        grp = tissues[g0:g0 + group]
+        acc: dict[str, dict] = {t: {} for t in grp}
         for trait in traits:
-            if t in names[trait]:
-                cols[trait] = pd.read_parquet(out / trait / "z.parquet", columns=[t])[t].dropna()
-        with atomic_path(out / "z" / f"{t}.parquet") as tmp:
-            pd.DataFrame(cols).sort_index().rename_axis("gene").to_parquet(tmp)
+            have = [t for t in grp if t in names[trait]]
+            if have:
+                z = pd.read_parquet(out / trait / "z.parquet", columns=have)
+                for t in have:
+                    acc[t][trait] = z[t].dropna()
+        for t in grp:
+            with atomic_path(out / "z" / f"{t}.parquet") as tmp:
+                pd.DataFrame(acc[t]).sort_index().rename_axis("gene").to_parquet(tmp)
 
 
 class _CovarianceCache:
