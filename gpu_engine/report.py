@@ -359,9 +359,8 @@ def _association_section(out: Path) -> str:
                   "the gene correlations; an LV is flagged when its type-I error exceeds the "
                   f"nominal level (one-sided binomial test, Bonferroni). {what}</p>"
                   + _kpi("LVs flagged as inflated", len(flagged), "gls.inflated")
-                  + _table(cal.sort_values(["inflated", "lambda_gc"] if "lambda_gc" in
-                                           cal.columns else ["inflated"],
-                                           ascending=False), "gls/null/calibration.parquet"))
+                  + _table(cal.sort_values(["inflated", "lambda_gc"], ascending=False),
+                           "gls/null/calibration.parquet"))
     return html_
 
 

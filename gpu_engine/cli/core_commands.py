@@ -156,10 +156,11 @@ def demo(obj: Obj, out: Path, scale: str, seed: int) -> None:
     gene correlations vs the pair-by-pair definition), plier (pathways and modules
     recovered), gls (power, false discoveries, null type-I error, marginal and conditional;
     prioritization), cluster (consensus vs planted trait clusters, driving LVs), drugs
-    (gene- and module-space AUC / AP on the gold standard), decode (planted regulators
-    found by DeepLIFT and knock-outs, modules explained; needs torch). Not run stages yet,
-    computed by the demo itself: ccc (co-expression of same-module genes, parity with
-    ccc-coef) and expression (elastic net and CNN → S-PrediXcan).
+    (gene- and module-space AUC / AP on the gold standard), enrich (planted gene sets and
+    tissues found by the LVs' enrichment), ccc (co-expression of same-module genes, parity
+    with ccc-coef), expression (elastic net and CNN; their databases → S-PrediXcan of a GWAS
+    computed from the same genotypes), decode (planted regulators found by DeepLIFT and
+    knock-outs, modules explained; needs torch).
 
     \b
     Example:

@@ -131,11 +131,12 @@ def _model_paths(cfg: Config, upstream: dict[str, Path]) -> dict[str, tuple[Path
     return out
 
 
-def _models(ctx: StageContext) -> dict:
+def _models(ctx: StageContext, paths: dict | None = None) -> dict:
+    """Tissue → model of :func:`_model_paths` (``paths`` when already listed)."""
     from ..twas import read_model_db
 
-    return {t: read_model_db(db, tissue=t, snp_key=key)
-            for t, (db, _, key) in _model_paths(ctx.cfg, ctx.upstream).items()}
+    paths = paths if paths is not None else _model_paths(ctx.cfg, ctx.upstream)
+    return {t: read_model_db(db, tissue=t, snp_key=key) for t, (db, _, key) in paths.items()}
 
 
 def _ld(ctx: StageContext):
@@ -169,9 +170,9 @@ def run_spredixcan(ctx: StageContext) -> dict:
     )
 
     cfg = ctx.cfg
-    models = _models(ctx)
-    covs = {t: c for t, (_, c, _) in _model_paths(cfg, ctx.upstream).items()
-            if c is not None}
+    paths = _model_paths(cfg, ctx.upstream)
+    models = _models(ctx, paths)
+    covs = {t: c for t, (_, c, _) in paths.items() if c is not None}
     snps = set().union(*(set(m.weights["snp"]) for m in models.values()))
     cols = GwasColumns(**cfg.inputs.gwas.columns)
     traits = _gwas_files(cfg)
